@@ -1,0 +1,3 @@
+module github.com/signgate/signgate
+
+go 1.26.8
