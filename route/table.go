@@ -1,0 +1,42 @@
+package route
+
+// Table is an ordered list of patterns and their values: the first match wins.
+type Table[T any] struct {
+	entries []entry[T]
+}
+
+type entry[T any] struct {
+	pattern Pattern
+	value   T
+}
+
+// Add appends pattern p with value v; earlier entries take precedence.
+func (t *Table[T]) Add(p Pattern, v T) {
+	t.entries = append(t.entries, entry[T]{p, v})
+}
+
+// Len returns the number of entries.
+func (t *Table[T]) Len() int { return len(t.entries) }
+
+// Lookup returns the value of the first pattern matching method and path.
+func (t *Table[T]) Lookup(method, path string) (v T, ok bool) {
+	for i := range t.entries {
+		if t.entries[i].pattern.Match(method, path) {
+			return t.entries[i].value, true
+		}
+	}
+	return v, false
+}
+
+// Set is a list of patterns; it matches when any of them does (a role's allow list).
+type Set []Pattern
+
+// Match reports whether any pattern in s matches method and path.
+func (s Set) Match(method, path string) bool {
+	for i := range s {
+		if s[i].Match(method, path) {
+			return true
+		}
+	}
+	return false
+}
