@@ -1,0 +1,229 @@
+package main
+
+import (
+	"bufio"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/signgate/signgate/auth"
+)
+
+// binary is the signgate built once for the process tests: they run it as an
+// operator would, with signals and exit codes.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "signgate-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "signgate")
+	out, err := exec.Command("go", "build", "-race", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building signgate: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func runCLI(t *testing.T, stdin string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.CombinedOutput()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), code
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestValidate(t *testing.T) {
+	t.Run("the documented example config is ok", func(t *testing.T) {
+		cmd := exec.Command(binary, "validate", "-config", "../../config.yaml")
+		cmd.Env = append(os.Environ(), "SUNSHINE_SECRET=s3cret", "DAOJIA_SERVICE_SECRET=testSecret123")
+		out, err := cmd.CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "ok" {
+			t.Fatalf("validate: %v\n%s", err, out)
+		}
+	})
+	t.Run("every problem reported with its line, exit 1", func(t *testing.T) {
+		p := writeFile(t, `server:
+  lissen: ":8443"
+upstreams:
+  backend:
+    targets: ["http://127.0.0.1:9000"]
+routes:
+  - {name: api, match: "* /api/**", upstream: bakend}
+`)
+		out, code := runCLI(t, "", "validate", "-config", p)
+		if code != 1 {
+			t.Fatalf("exit %d, want 1\n%s", code, out)
+		}
+		for _, want := range []string{"server.lissen (line 2)", `routes[0].upstream (line 7)`, "bakend"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q:\n%s", want, out)
+			}
+		}
+	})
+}
+
+func TestHashKeyAndVersion(t *testing.T) {
+	out, code := runCLI(t, "abc\n", "hash-key")
+	if code != 0 || strings.TrimSpace(out) != "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad" {
+		t.Fatalf("hash-key: exit %d %q", code, out)
+	}
+	out, code = runCLI(t, "", "version")
+	if code != 0 || !strings.HasPrefix(out, "signgate ") || !strings.Contains(out, "go1.") {
+		t.Fatalf("version: exit %d %q", code, out)
+	}
+	if _, code := runCLI(t, "", "frobnicate"); code != 2 {
+		t.Fatalf("unknown command exit %d, want 2", code)
+	}
+}
+
+// gatewayProcess starts `signgate serve` and waits for its "serving" log line.
+type gatewayProcess struct {
+	cmd    *exec.Cmd
+	listen string
+	lines  chan map[string]any
+}
+
+func startProcess(t *testing.T, env []string, args ...string) *gatewayProcess {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	p := &gatewayProcess{cmd: cmd, lines: make(chan map[string]any, 100)}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var m map[string]any
+			if json.Unmarshal(sc.Bytes(), &m) == nil {
+				p.lines <- m
+			}
+		}
+		close(p.lines)
+	}()
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case m, ok := <-p.lines:
+			if !ok {
+				t.Fatal("signgate exited before serving")
+			}
+			if m["msg"] == "serving" {
+				p.listen = m["listen"].(string)
+				return p
+			}
+		case <-deadline:
+			t.Fatal("signgate did not start serving within 30s")
+		}
+	}
+}
+
+func insecureClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
+}
+
+func TestSIGTERMDrainsInFlightRequests(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		time.Sleep(time.Second)
+		io.WriteString(w, "finished")
+	}))
+	defer up.Close()
+	cfg := writeFile(t, fmt.Sprintf(`
+server: {listen: "127.0.0.1:0", http_listen: "", admin_listen: "127.0.0.1:0", shutdown_timeout: 10s}
+tls: {mode: self_signed}
+clients: [{id: app, api_key_sha256: %q, roles: [app]}]
+roles: {app: {allow: ["* /api/**"]}}
+upstreams: {backend: {targets: [%q]}}
+routes: [{name: api, match: "* /api/**", upstream: backend}]
+`, auth.HashKey("k"), up.URL))
+	p := startProcess(t, nil, "serve", "-config", cfg)
+
+	type result struct {
+		status int
+		body   string
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", "https://"+p.listen+"/api/slow", nil)
+		req.Header.Set("X-Api-Key", "k")
+		resp, err := insecureClient().Do(req)
+		if err != nil {
+			done <- result{err: err}
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- result{status: resp.StatusCode, body: string(b)}
+	}()
+	<-arrived
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil || r.status != 200 || r.body != "finished" {
+		t.Fatalf("in-flight request: %d %q %v; want 200 finished", r.status, r.body, r.err)
+	}
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatalf("signgate exited with %v, want 0", err)
+	}
+}
+
+// TestEmbeddedDefaultServes is the README's first run: `signgate serve -config ""`
+// and a curl -k with the printed demo key. It uses the default's fixed ports.
+func TestEmbeddedDefaultServes(t *testing.T) {
+	p := startProcess(t, []string{"SIGNGATE_DEMO_KEY=demo-key-for-tests"}, "serve", "-config", "")
+	req, _ := http.NewRequest("GET", "https://localhost:8443/api/hello?x=1", nil)
+	req.Header.Set("X-Api-Key", "demo-key-for-tests")
+	resp, err := insecureClient().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"path": "/api/hello"`) {
+		t.Fatalf("status %d body %s", resp.StatusCode, body)
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+}

@@ -1,0 +1,146 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/signgate/signgate/apierror"
+	"github.com/signgate/signgate/auth"
+	"github.com/signgate/signgate/config"
+	"github.com/signgate/signgate/proxy"
+	"github.com/signgate/signgate/reqinfo"
+	"github.com/signgate/signgate/route"
+)
+
+// gateway is everything built from one config: the handler chain, the route table and
+// the upstream pools with their health checkers. A config reload builds a new gateway
+// and swaps it in; requests in flight finish on the one they started with.
+type gateway struct {
+	handler http.Handler
+	pools   map[string]*proxy.Pool
+	stop    context.CancelFunc
+	running sync.WaitGroup
+}
+
+// deps are the long-lived parts a gateway is built with; they outlive reloads.
+type deps struct {
+	logger    *slog.Logger
+	metrics   *metrics
+	transport http.RoundTripper
+	now       func() time.Time
+}
+
+// routeEntry is a route's precomputed handler: its own chain after routing.
+type routeEntry struct {
+	name    string
+	handler http.Handler
+}
+
+func buildGateway(cfg *config.Config, d deps) (*gateway, error) {
+	pools := make(map[string]*proxy.Pool, len(cfg.Upstreams))
+	names := make([]string, 0, len(cfg.Upstreams))
+	for name := range cfg.Upstreams {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		u := cfg.Upstreams[name]
+		p, err := proxy.New(proxy.Options{
+			Name:            name,
+			Targets:         u.Targets,
+			DialTimeout:     u.DialTimeout,
+			ResponseTimeout: u.ResponseTimeout,
+			Retries:         u.Retries,
+			HealthPath:      u.Health.Path,
+			HealthInterval:  u.Health.Interval,
+			HealthTimeout:   u.Health.Timeout,
+			MaxFails:        u.Passive.MaxFails,
+			EjectFor:        u.Passive.EjectFor,
+			Transport:       d.transport,
+			Logger:          d.logger,
+			Now:             d.now,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("upstreams.%s: %w", name, err)
+		}
+		pools[name] = p
+	}
+
+	roles := make(map[string]auth.Role, len(cfg.Roles))
+	for name, r := range cfg.Roles {
+		roles[name] = auth.Role{Allow: r.AllowSet, Mask: r.Mask, Unmask: r.Unmask}
+	}
+	byHash := make(map[string]*auth.Client, len(cfg.Clients))
+	for _, c := range cfg.Clients {
+		byHash[c.APIKeySHA256] = &auth.Client{
+			ID:        c.ID,
+			Roles:     c.Roles,
+			Signature: c.Signature,
+			Secret:    c.Secret,
+			Allow:     auth.AllowSet(roles, c.Roles),
+		}
+	}
+	keys, err := auth.NewKeys(byHash)
+	if err != nil {
+		return nil, err
+	}
+
+	var table route.Table[*routeEntry]
+	for i, rt := range cfg.Routes {
+		if rt.Daojia != "" || rt.Verify != "" {
+			return nil, fmt.Errorf("routes[%d] (%s): daojia relay and signature verification routes are not supported by this version", i, rt.Name)
+		}
+		d.metrics.initRoute(rt.Name)
+		table.Add(rt.Pattern, &routeEntry{
+			name:    rt.Name,
+			handler: chain(pools[rt.Upstream], authenticate(keys), authorize),
+		})
+	}
+
+	c := cfg.CORS
+	outer := chain(routeTo(&table),
+		requestID(d.now),
+		accessLog(d.logger, d.metrics, d.now),
+		recoverPanic(d.logger),
+		limitBody(cfg.Server.MaxBodyBytes),
+		cors(newCORSPolicy(c.AllowOrigins, c.AllowMethods, c.AllowHeaders, c.ExposeHeaders, c.AllowCredentials, int(c.MaxAge.Seconds()))),
+		cleanPath,
+	)
+	return &gateway{handler: outer, pools: pools}, nil
+}
+
+// routeTo finds the first route matching method and path and hands the request to
+// that route's chain.
+func routeTo(table *route.Table[*routeEntry]) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e, ok := table.Lookup(r.Method, r.URL.Path)
+		if !ok {
+			apierror.Write(w, r, apierror.ErrNoRoute)
+			return
+		}
+		reqinfo.Of(r).Route = e.name
+		e.handler.ServeHTTP(w, r)
+	})
+}
+
+// start runs the pools' health checks until close.
+func (g *gateway) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	g.stop = cancel
+	for _, p := range g.pools {
+		g.running.Go(func() { p.Run(ctx) })
+	}
+}
+
+// close stops the health checks and waits for them to return.
+func (g *gateway) close() {
+	if g.stop != nil {
+		g.stop()
+	}
+	g.running.Wait()
+}

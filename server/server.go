@@ -1,0 +1,204 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/signgate/signgate/config"
+	"github.com/signgate/signgate/proxy"
+	"github.com/signgate/signgate/tlsedge"
+)
+
+// Server is a running signgate: the edge listener, the optional HTTP→HTTPS redirect
+// listener and the admin listener, in front of the gateway built from the config.
+type Server struct {
+	cfg     *config.Config
+	logger  *slog.Logger
+	metrics *metrics
+	edge    *tlsedge.Edge
+	deps    deps
+
+	gw    atomic.Pointer[gateway]
+	ready atomic.Bool
+
+	main, redirect, admin       *http.Server
+	mainLn, redirectLn, adminLn net.Listener
+}
+
+// New builds a Server from cfg. It binds nothing yet: see Listen.
+func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
+	edge, err := tlsedge.New(tlsedge.Options{
+		Mode:       cfg.TLS.Mode,
+		MinVersion: cfg.TLS.MinVersion,
+		CertFile:   cfg.TLS.CertFile,
+		KeyFile:    cfg.TLS.KeyFile,
+		Hosts:      cfg.TLS.Domains,
+		Logger:     logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, logger: logger, metrics: newMetrics(), edge: edge}
+	s.deps = deps{
+		logger:    logger,
+		metrics:   s.metrics,
+		transport: proxy.NewTransport(proxy.TransportOptions{}),
+		now:       time.Now,
+	}
+	gw, err := buildGateway(cfg, s.deps)
+	if err != nil {
+		return nil, err
+	}
+	s.gw.Store(gw)
+
+	sc := cfg.Server
+	errLog := slog.NewLogLogger(logger.Handler(), slog.LevelDebug)
+	s.main = &http.Server{
+		Handler:           http.HandlerFunc(s.serveGateway),
+		TLSConfig:         edge.TLSConfig(),
+		ReadHeaderTimeout: sc.ReadHeaderTimeout,
+		ReadTimeout:       sc.ReadTimeout,
+		WriteTimeout:      sc.WriteTimeout,
+		IdleTimeout:       sc.IdleTimeout,
+		MaxHeaderBytes:    sc.MaxHeaderBytes,
+		ErrorLog:          errLog,
+	}
+	if sc.HTTPListen != "" && edge.TLSConfig() != nil {
+		s.redirect = &http.Server{
+			ReadHeaderTimeout: sc.ReadHeaderTimeout,
+			IdleTimeout:       sc.IdleTimeout,
+			MaxHeaderBytes:    sc.MaxHeaderBytes,
+			ErrorLog:          errLog,
+		}
+	}
+	s.admin = &http.Server{
+		Handler:           s.adminHandler(sc.Pprof),
+		ReadHeaderTimeout: sc.ReadHeaderTimeout,
+		IdleTimeout:       sc.IdleTimeout,
+		ErrorLog:          errLog,
+	}
+	return s, nil
+}
+
+// serveGateway hands each request to the gateway current when it arrived.
+func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
+	s.gw.Load().handler.ServeHTTP(w, r)
+}
+
+// Listen binds every listener, so a port in use fails before anything is served.
+func (s *Server) Listen() error {
+	var err error
+	if s.mainLn, err = net.Listen("tcp", s.cfg.Server.Listen); err != nil {
+		return fmt.Errorf("server.listen: %w", err)
+	}
+	if s.adminLn, err = net.Listen("tcp", s.cfg.Server.AdminListen); err != nil {
+		s.mainLn.Close()
+		return fmt.Errorf("server.admin_listen: %w", err)
+	}
+	if s.redirect != nil {
+		// Redirect to the port really bound, which differs from the config's only
+		// when it asked for port 0 (tests).
+		httpsAddr := s.cfg.Server.Listen
+		if _, port, _ := net.SplitHostPort(httpsAddr); port == "0" {
+			httpsAddr = s.mainLn.Addr().String()
+		}
+		s.redirect.Handler = tlsedge.RedirectHandler(httpsAddr)
+		if s.redirectLn, err = net.Listen("tcp", s.cfg.Server.HTTPListen); err != nil {
+			s.mainLn.Close()
+			s.adminLn.Close()
+			return fmt.Errorf("server.http_listen: %w", err)
+		}
+	}
+	return nil
+}
+
+// Addr is the edge listener's address (after Listen).
+func (s *Server) Addr() net.Addr { return s.mainLn.Addr() }
+
+// AdminAddr is the admin listener's address (after Listen).
+func (s *Server) AdminAddr() net.Addr { return s.adminLn.Addr() }
+
+// RedirectAddr is the HTTP redirect listener's address, or nil when there is none.
+func (s *Server) RedirectAddr() net.Addr {
+	if s.redirectLn == nil {
+		return nil
+	}
+	return s.redirectLn.Addr()
+}
+
+// Run is Listen followed by Serve.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	return s.Serve(ctx)
+}
+
+// Serve serves on the bound listeners until ctx is done, then stops accepting, lets
+// requests in flight finish for server.shutdown_timeout, and returns. It returns nil
+// after a clean drain.
+func (s *Server) Serve(ctx context.Context) error {
+	bg, stopBackground := context.WithCancel(context.Background())
+	var background sync.WaitGroup
+	background.Go(func() { s.edge.Run(bg) })
+	s.gw.Load().start()
+
+	errc := make(chan error, 3)
+	serve := func(name string, srv *http.Server, ln net.Listener, tls bool) {
+		var err error
+		if tls {
+			err = srv.ServeTLS(ln, "", "")
+		} else {
+			err = srv.Serve(ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	go serve("server.listen", s.main, s.mainLn, s.main.TLSConfig != nil)
+	go serve("server.admin_listen", s.admin, s.adminLn, false)
+	if s.redirect != nil {
+		go serve("server.http_listen", s.redirect, s.redirectLn, false)
+	}
+	s.ready.Store(true)
+	s.logger.Info("serving", "listen", s.mainLn.Addr().String(), "tls", s.cfg.TLS.Mode,
+		"admin", s.adminLn.Addr().String(), "http_redirect", s.cfg.Server.HTTPListen)
+
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+	}
+
+	// Not ready first, so a load balancer stops sending while we drain.
+	s.ready.Store(false)
+	s.logger.Info("shutting down", "drain_for", s.cfg.Server.ShutdownTimeout.String())
+	drainCtx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, srv := range []*http.Server{s.main, s.redirect} {
+		if srv != nil {
+			wg.Go(func() {
+				if err := srv.Shutdown(drainCtx); err != nil {
+					s.logger.Warn("drain cut short; closing the remaining connections", "err", err)
+					srv.Close()
+				}
+			})
+		}
+	}
+	wg.Wait()
+	// The admin listener goes last so /metrics and /readyz answer during the drain.
+	_ = s.admin.Shutdown(drainCtx)
+	s.gw.Load().close()
+	stopBackground()
+	background.Wait()
+	s.logger.Info("stopped")
+	return serveErr
+}
