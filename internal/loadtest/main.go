@@ -16,6 +16,8 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -30,12 +32,13 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "wrk duration per target")
 	conns := flag.Int("connections", 64, "wrk connections")
 	threads := flag.Int("threads", 2, "wrk threads")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the signgate run to this file")
 	flag.Parse()
 	if _, err := exec.LookPath("wrk"); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest needs wrk: apt-get install wrk")
 		os.Exit(1)
 	}
-	if err := run(*duration, *conns, *threads); err != nil {
+	if err := run(*duration, *conns, *threads, *cpuProfile); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
 	}
@@ -44,7 +47,7 @@ func main() {
 // payload is a typical small JSON answer of the backend (a service list entry).
 var payload = []byte(`{"code":0,"data":[{"id":1,"name":"日常保洁","price":"50.00","unit":"hour"},{"id":2,"name":"空调清洗","price":"120.00","unit":"unit"}]}`)
 
-func run(duration time.Duration, conns, threads int) error {
+func run(duration time.Duration, conns, threads int, cpuProfile string) error {
 	quiet := slog.New(slog.NewJSONHandler(io.Discard, nil))
 
 	upstream, err := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -77,14 +80,19 @@ upstreams: {backend: {targets: ["http://%s"]}}
 routes:
   - {name: orders, match: "* /api/orders/**", upstream: backend}
   - {name: services, match: "GET /api/services", upstream: backend}
-log: {level: warn}
 `, auth.HashKey(key), upstream)
 	cfg, err := config.Parse([]byte(yaml), func(string) (string, bool) { return "", false })
 	if err != nil {
 		return err
 	}
-	// The access log is part of the cost being measured, so it is written, to /dev/null.
-	srv, err := server.New(cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	// The access log is part of the cost being measured: it is written, with one
+	// write(2) a line as on stdout in production, to /dev/null.
+	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer devNull.Close()
+	srv, err := server.New(cfg, slog.New(slog.NewJSONHandler(devNull, nil)))
 	if err != nil {
 		return err
 	}
@@ -101,10 +109,21 @@ log: {level: warn}
 		{"signgate (API key + RBAC)", "http://" + srv.Addr().String() + "/api/services", key},
 	}
 	fmt.Printf("wrk -t%d -c%d -d%s --latency, HTTP/1.1 keep-alive, %d-byte JSON body, GOMAXPROCS=%s\n\n",
-		threads, conns, duration, len(payload), os.Getenv("GOMAXPROCS"))
+		threads, conns, duration, len(payload), strconv.Itoa(runtime.GOMAXPROCS(0)))
 	fmt.Printf("%-28s %12s %10s %10s\n", "target", "req/s", "p50", "p99")
 	var results []result
-	for _, t := range targets {
+	for i, t := range targets {
+		if i == len(targets)-1 && cpuProfile != "" {
+			f, err := os.Create(cpuProfile)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := pprof.StartCPUProfile(f); err != nil {
+				return err
+			}
+			defer pprof.StopCPUProfile()
+		}
 		r, err := wrk(t.url, t.key, duration, conns, threads)
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
