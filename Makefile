@@ -16,7 +16,10 @@ build:
 run: build
 	./bin/signgate serve -config ""
 
+# The tests start their own redis-server on free loopback ports and stop it after;
+# scripts/test-deps installs it when missing.
 test: vet
+	scripts/test-deps
 	go test -race -count=1 ./...
 	$(MAKE) fuzz-short
 

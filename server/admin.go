@@ -20,6 +20,14 @@ func (s *Server) adminHandler(withPprof bool) http.Handler {
 			writeStatus(w, http.StatusServiceUnavailable, "not ready")
 			return
 		}
+		if s.redis {
+			if err := s.deps.store.Ping(r.Context()); err != nil {
+				// Signed routes fail closed without Redis; the load balancer should
+				// send their traffic to an instance that can reach it.
+				writeStatus(w, http.StatusServiceUnavailable, "redis unreachable")
+				return
+			}
+		}
 		writeStatus(w, http.StatusOK, "ready")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))

@@ -17,10 +17,9 @@ func clientFrom(ctx context.Context) *auth.Client {
 	return c
 }
 
-// authenticate finds the caller by X-Api-Key. Clients whose scheme needs a signature
-// are refused until signature verification lands: failing closed is the only safe
-// answer for a client configured to prove each call.
-func authenticate(keys *auth.Keys) middleware {
+// authenticate finds the caller by X-Api-Key and, for a client configured with a
+// signature scheme, verifies the request's signature (see verifyClientSignature).
+func authenticate(keys *auth.Keys, v *auth.Verifier, routeVerify string) middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			key := r.Header.Get("X-Api-Key")
@@ -36,9 +35,7 @@ func authenticate(keys *auth.Keys) middleware {
 			info := reqinfo.Of(r)
 			info.Client = c.ID
 			info.Roles = c.Roles
-			if c.Signature != "" && c.Signature != "none" {
-				apierror.Write(w, r, apierror.New(http.StatusUnauthorized, "invalid_signature",
-					"signature scheme "+c.Signature+" is not verified by this gateway version"))
+			if !verifyClientSignature(v, routeVerify, w, r, c) {
 				return
 			}
 			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), clientKey{}, c)))

@@ -6,12 +6,14 @@ import (
 	"log/slog"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/signgate/signgate/apierror"
 	"github.com/signgate/signgate/auth"
 	"github.com/signgate/signgate/config"
+	"github.com/signgate/signgate/daojia"
 	"github.com/signgate/signgate/proxy"
 	"github.com/signgate/signgate/reqinfo"
 	"github.com/signgate/signgate/route"
@@ -33,6 +35,17 @@ type deps struct {
 	metrics   *metrics
 	transport http.RoundTripper
 	now       func() time.Time
+	// store is Redis when redis.addrs is set, process memory otherwise.
+	store sharedState
+}
+
+// sharedState is what the gateway keeps in Redis or memory: nonces for auth, the
+// 58到家 token and its lock for daojia, and a ping for readiness.
+type sharedState interface {
+	auth.NonceStore
+	daojia.TokenStore
+	Ping(ctx context.Context) error
+	Close() error
 }
 
 // routeEntry is a route's precomputed handler: its own chain after routing.
@@ -59,7 +72,7 @@ func buildGateway(cfg *config.Config, d deps) (*gateway, error) {
 			HealthPath:      u.Health.Path,
 			HealthInterval:  u.Health.Interval,
 			HealthTimeout:   u.Health.Timeout,
-			MaxFails:        u.Passive.MaxFails,
+			MaxFails:        maxFails(u.Passive.MaxFails),
 			EjectFor:        u.Passive.EjectFor,
 			Transport:       d.transport,
 			Logger:          d.logger,
@@ -90,16 +103,48 @@ func buildGateway(cfg *config.Config, d deps) (*gateway, error) {
 		return nil, err
 	}
 
+	verifier := &auth.Verifier{
+		Nonces:   d.store,
+		Skew:     cfg.Auth.TimestampSkew,
+		NonceTTL: cfg.Auth.NonceTTL,
+		Now:      d.now,
+	}
+	var relay *daojia.Client
+	if cfg.Daojia.BaseURL != "" {
+		dj := cfg.Daojia
+		relay, err = daojia.NewClient(daojia.Options{
+			BaseURL:       dj.BaseURL,
+			Version:       dj.Version,
+			ServiceKey:    dj.ServiceKey,
+			ServiceSecret: dj.ServiceSecret,
+			Timeout:       dj.Timeout,
+			TokenPath:     dj.Token.Path,
+			RefreshBefore: dj.Token.RefreshBefore,
+			DefaultTTL:    dj.Token.DefaultTTL,
+			InvalidCodes:  dj.Token.InvalidCodes,
+			Store:         d.store,
+			Logger:        d.logger,
+			Now:           d.now,
+			OnTokenFetch:  d.metrics.tokenFetched,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("daojia: %w", err)
+		}
+	}
+
 	var table route.Table[*routeEntry]
-	for i, rt := range cfg.Routes {
-		if rt.Daojia != "" || rt.Verify != "" {
-			return nil, fmt.Errorf("routes[%d] (%s): daojia relay and signature verification routes are not supported by this version", i, rt.Name)
+	for _, rt := range cfg.Routes {
+		var h http.Handler
+		switch {
+		case rt.Daojia == "relay":
+			h = chain(relay.Relay(relayPrefix(rt.Match)), authenticate(keys, verifier, rt.Verify), authorize)
+		case rt.Verify == "daojia-md5":
+			h = chain(pools[rt.Upstream], verifyDaojiaCallback(verifier, cfg.Daojia.ServiceKey, cfg.Daojia.ServiceSecret))
+		default:
+			h = chain(pools[rt.Upstream], authenticate(keys, verifier, rt.Verify), authorize)
 		}
 		d.metrics.initRoute(rt.Name)
-		table.Add(rt.Pattern, &routeEntry{
-			name:    rt.Name,
-			handler: chain(pools[rt.Upstream], authenticate(keys), authorize),
-		})
+		table.Add(rt.Pattern, &routeEntry{name: rt.Name, handler: h})
 	}
 
 	c := cfg.CORS
@@ -112,6 +157,22 @@ func buildGateway(cfg *config.Config, d deps) (*gateway, error) {
 		cleanPath,
 	)
 	return &gateway{handler: outer, pools: pools}, nil
+}
+
+// relayPrefix is the part of a relay route's path that stands for the relay itself:
+// its first segment ("POST /daojia/**" relays /daojia/<path> to 58到家's <path>).
+func relayPrefix(match string) string {
+	_, path, _ := strings.Cut(match, " ")
+	first, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	return "/" + first + "/"
+}
+
+// maxFails translates config's "0: never eject" into proxy's "negative: off".
+func maxFails(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // routeTo finds the first route matching method and path and hands the request to

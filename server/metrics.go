@@ -67,6 +67,15 @@ func newMetrics() *metrics {
 	return m
 }
 
+// tokenFetched counts a 58到家 accessToken fetch.
+func (m *metrics) tokenFetched(ok bool) {
+	if ok {
+		m.tokenFetches.WithLabelValues("ok").Inc()
+	} else {
+		m.tokenFetches.WithLabelValues("error").Inc()
+	}
+}
+
 // initRoute creates the per-route error series of a route at zero.
 func (m *metrics) initRoute(route string) {
 	m.rateLimited.WithLabelValues(route)

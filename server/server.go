@@ -13,6 +13,7 @@ import (
 
 	"github.com/signgate/signgate/config"
 	"github.com/signgate/signgate/proxy"
+	"github.com/signgate/signgate/state"
 	"github.com/signgate/signgate/tlsedge"
 )
 
@@ -27,6 +28,7 @@ type Server struct {
 
 	gw    atomic.Pointer[gateway]
 	ready atomic.Bool
+	redis bool // shared state is in Redis, so readiness depends on reaching it
 
 	main, redirect, admin       *http.Server
 	mainLn, redirectLn, adminLn net.Listener
@@ -45,15 +47,21 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, metrics: newMetrics(), edge: edge}
+	store, err := newStore(cfg.Redis)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, logger: logger, metrics: newMetrics(), edge: edge, redis: len(cfg.Redis.Addrs) > 0}
 	s.deps = deps{
 		logger:    logger,
 		metrics:   s.metrics,
 		transport: proxy.NewTransport(proxy.TransportOptions{}),
 		now:       time.Now,
+		store:     store,
 	}
 	gw, err := buildGateway(cfg, s.deps)
 	if err != nil {
+		store.Close()
 		return nil, err
 	}
 	s.gw.Store(gw)
@@ -85,6 +93,28 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		ErrorLog:          errLog,
 	}
 	return s, nil
+}
+
+// newStore returns the shared state: Redis when addresses are configured, so every
+// instance sees the same nonces and tokens; process memory for a single instance.
+func newStore(rc config.Redis) (sharedState, error) {
+	if len(rc.Addrs) == 0 {
+		return state.NewMemory(state.MemoryOptions{}), nil
+	}
+	r, err := state.NewRedis(state.RedisOptions{
+		Addrs:      rc.Addrs,
+		MasterName: rc.MasterName,
+		Username:   rc.Username,
+		Password:   rc.Password,
+		DB:         rc.DB,
+		TLS:        rc.TLS,
+		KeyPrefix:  rc.KeyPrefix,
+		Timeout:    rc.Timeout,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("redis: %w", err)
+	}
+	return r, nil
 }
 
 // serveGateway hands each request to the gateway current when it arrived.
@@ -199,6 +229,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.gw.Load().close()
 	stopBackground()
 	background.Wait()
+	if err := s.deps.store.Close(); err != nil {
+		s.logger.Warn("closing the state store", "err", err)
+	}
 	s.logger.Info("stopped")
 	return serveErr
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"time"
@@ -275,3 +276,15 @@ func wrap(ctx context.Context, op string, err error) error {
 	}
 	return fmt.Errorf("state: redis %s: %w", op, err)
 }
+
+// redisLog sends go-redis's own messages (dial failures, pool events) to slog
+// instead of unstructured stderr.
+type redisLog struct{ logger *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.logger.LogAttrs(ctx, slog.LevelWarn, "redis client", slog.String("detail", fmt.Sprintf(format, v...)))
+}
+
+// SetRedisLogger routes go-redis's internal log lines to logger. go-redis keeps one
+// logger per process, so main calls this once.
+func SetRedisLogger(logger *slog.Logger) { redis.SetLogger(redisLog{logger}) }

@@ -21,7 +21,9 @@ import (
 
 	"github.com/signgate/signgate/auth"
 	"github.com/signgate/signgate/config"
+	"github.com/signgate/signgate/daojia"
 	"github.com/signgate/signgate/server"
+	"github.com/signgate/signgate/state"
 )
 
 // Set by the Makefile with -ldflags "-X main.version=… -X main.commit=…".
@@ -36,6 +38,11 @@ usage:
   signgate serve    [-config config.yaml]   run the gateway (-config "" runs the embedded default)
   signgate validate [-config config.yaml]   check a config file: "ok", or one line per problem
   signgate hash-key                         read an API key on stdin, print its api_key_sha256
+  signgate sign -scheme hmac-sha256|daojia-md5 [-method POST] [-path '/api/x?a=1'] [-body-file f]
+                                            print the headers (hmac-sha256) or body (daojia-md5) a
+                                            partner must send; the secret comes from SIGNGATE_SECRET
+  signgate sandbox [-listen 127.0.0.1:9700] [-config F]
+                                            a local stand-in for the 58到家 open API
   signgate version                          print version, commit and Go version
 `
 
@@ -55,6 +62,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return validate(args[1:], stdout, stderr)
 	case "hash-key":
 		return hashKey(stdin, stdout, stderr)
+	case "sign":
+		return sign(args[1:], stdout, stderr)
+	case "sandbox":
+		return sandbox(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "signgate %s (commit %s, %s %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
@@ -115,19 +126,20 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	logger := newLogger(stdout, cfg.Log)
 	slog.SetDefault(logger)
+	state.SetRedisLogger(logger)
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
 	if embedded {
-		// The embedded default proxies to a built-in echo upstream so a first run
-		// needs nothing else.
-		stopEcho, err := startEcho(cfg)
+		// The embedded default proxies to a built-in echo upstream and relays to a
+		// built-in 58到家 sandbox, so a first run needs nothing else.
+		stopDemo, err := startDemoServers(cfg, logger)
 		if err != nil {
-			logger.Error("starting the built-in echo upstream", "err", err)
+			logger.Error("starting the built-in echo upstream and sandbox", "err", err)
 			return 1
 		}
-		defer stopEcho()
+		defer stopDemo()
 	}
 
 	srv, err := server.New(cfg, logger)
@@ -174,27 +186,48 @@ func loadForServe(path string, stderr io.Writer) (*config.Config, bool, error) {
 	if _, p, err := net.SplitHostPort(cfg.Server.Listen); err == nil {
 		port = p
 	}
-	fmt.Fprintf(stderr, "signgate: running the embedded default config (self-signed TLS, demo client).\n"+
-		"demo API key: %s\ntry: curl -k -H 'X-Api-Key: %s' https://localhost:%s/api/hello\n", key, key, port)
+	fmt.Fprintf(stderr, "signgate: running the embedded default config (self-signed TLS, demo client, 58到家 sandbox).\n"+
+		"demo API key: %[1]s\n"+
+		"try: curl -k -H 'X-Api-Key: %[1]s' https://localhost:%[2]s/api/hello\n"+
+		"     curl -k -H 'X-Api-Key: %[1]s' -d '{\"userName\":\"张三\"}' https://localhost:%[2]s/daojia/serviceUser/saveServiceUser\n", key, port)
 	return cfg, true, nil
 }
 
-// startEcho serves server.EchoHandler on the address of the embedded default's
-// first upstream target.
-func startEcho(cfg *config.Config) (func(), error) {
-	for _, u := range cfg.Upstreams {
-		for _, t := range u.Targets {
-			addr := strings.TrimPrefix(t, "http://")
-			ln, err := net.Listen("tcp", addr)
-			if err != nil {
-				return nil, err
-			}
-			srv := &http.Server{Handler: server.EchoHandler(), ReadHeaderTimeout: 5 * time.Second}
-			go srv.Serve(ln)
-			return func() { srv.Close() }, nil
+// startDemoServers serves server.EchoHandler on the embedded default's upstream
+// target and the 58到家 sandbox on its daojia.base_url.
+func startDemoServers(cfg *config.Config, logger *slog.Logger) (func(), error) {
+	var servers []*http.Server
+	stop := func() {
+		for _, srv := range servers {
+			srv.Close()
 		}
 	}
-	return func() {}, nil
+	start := func(rawURL string, h http.Handler) error {
+		ln, err := net.Listen("tcp", strings.TrimPrefix(rawURL, "http://"))
+		if err != nil {
+			return err
+		}
+		srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+		servers = append(servers, srv)
+		go srv.Serve(ln)
+		return nil
+	}
+	for _, u := range cfg.Upstreams {
+		if err := start(u.Targets[0], server.EchoHandler()); err != nil {
+			stop()
+			return nil, err
+		}
+	}
+	dj := cfg.Daojia
+	sb := daojia.NewSandbox(daojia.SandboxOptions{
+		ServiceKey: dj.ServiceKey, ServiceSecret: dj.ServiceSecret.Reveal(), Version: dj.Version,
+		TokenPath: dj.Token.Path, Logger: logger,
+	})
+	if err := start(dj.BaseURL, sb); err != nil {
+		stop()
+		return nil, err
+	}
+	return stop, nil
 }
 
 func newLogger(w io.Writer, lc config.Log) *slog.Logger {

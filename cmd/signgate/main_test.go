@@ -106,6 +106,50 @@ func TestHashKeyAndVersion(t *testing.T) {
 	}
 }
 
+func TestSign(t *testing.T) {
+	body := filepath.Join(t.TempDir(), "body.json")
+	os.WriteFile(body, []byte(`{"userId":"1"}`), 0o600)
+	t.Run("hmac-sha256 headers match the verifier's signer", func(t *testing.T) {
+		cmd := exec.Command(binary, "sign", "-scheme", "hmac-sha256", "-method", "PUT", "-path", "/api/orders/1/status?b=2&a=1",
+			"-body-file", body, "-timestamp", "1763900000", "-nonce", "nonce-12345678")
+		cmd.Env = append(os.Environ(), "SIGNGATE_SECRET=partner-secret")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		want, _ := auth.SignRequest("PUT", "/api/orders/1/status?b=2&a=1", []byte(`{"userId":"1"}`), []byte("partner-secret"),
+			time.Unix(1763900000, 0), "nonce-12345678")
+		for k, v := range want {
+			if !strings.Contains(string(out), k+": "+v+"\n") {
+				t.Errorf("output lacks %s: %s\n%s", k, v, out)
+			}
+		}
+		if strings.Contains(string(out), "partner-secret") {
+			t.Error("the secret was printed")
+		}
+	})
+	t.Run("daojia-md5 body reproduces DESIGN.md's vector", func(t *testing.T) {
+		// 2016-01-10 10:00:00 GMT+8
+		cmd := exec.Command(binary, "sign", "-scheme", "daojia-md5", "-body-file", body, "-timestamp", "1452391200",
+			"-service-key", "2801209652", "-access-token", "64256A615F66CC8FBE38AFCFD26EA744")
+		cmd.Env = append(os.Environ(), "SIGNGATE_SECRET=testSecret123")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		if !strings.Contains(string(out), `"sign":"D00D9B214EBF79F7F5F4BE28AF7E8CE3"`) {
+			t.Fatalf("output %s lacks the vector's sign", out)
+		}
+	})
+	t.Run("no secret in the environment", func(t *testing.T) {
+		cmd := exec.Command(binary, "sign", "-scheme", "hmac-sha256")
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+		if err := cmd.Run(); err == nil {
+			t.Fatal("sign without SIGNGATE_SECRET succeeded")
+		}
+	})
+}
+
 // gatewayProcess starts `signgate serve` and waits for its "serving" log line.
 type gatewayProcess struct {
 	cmd    *exec.Cmd
@@ -221,6 +265,23 @@ func TestEmbeddedDefaultServes(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(body), `"path": "/api/hello"`) {
 		t.Fatalf("status %d body %s", resp.StatusCode, body)
+	}
+	// The README's relay example: signed and sent to the built-in 58到家 sandbox.
+	for _, call := range []struct{ path, body, want string }{
+		{"/daojia/serviceUser/saveServiceUser", `{"userId":"u1","userName":"张三"}`, `"code":0`},
+		{"/daojia/serviceUser/getAllServiceUser", `{}`, `"u1"`},
+	} {
+		req, _ := http.NewRequest("POST", "https://localhost:8443"+call.path, strings.NewReader(call.body))
+		req.Header.Set("X-Api-Key", "demo-key-for-tests")
+		resp, err := insecureClient().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), call.want) {
+			t.Fatalf("%s: status %d body %s", call.path, resp.StatusCode, body)
+		}
 	}
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	if err := p.cmd.Wait(); err != nil {

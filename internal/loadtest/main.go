@@ -49,6 +49,9 @@ var payload = []byte(`{"code":0,"data":[{"id":1,"name":"日常保洁","price":"5
 
 func run(duration time.Duration, conns, threads int, cpuProfile string) error {
 	quiet := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		return fmt.Errorf("the Redis row needs redis-server: apt-get install redis-server")
+	}
 
 	upstream, err := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -70,71 +73,178 @@ func run(duration time.Duration, conns, threads int, cpuProfile string) error {
 		return err
 	}
 
-	const key = "loadtest-key"
-	yaml := fmt.Sprintf(`
-server: {listen: "127.0.0.1:0", http_listen: "", admin_listen: "127.0.0.1:0"}
-tls: {mode: "off"}
-clients: [{id: loadtest, api_key_sha256: %q, roles: [app]}]
-roles: {app: {allow: ["GET /api/services", "* /api/orders/**"]}}
-upstreams: {backend: {targets: ["http://%s"]}}
-routes:
-  - {name: orders, match: "* /api/orders/**", upstream: backend}
-  - {name: services, match: "GET /api/services", upstream: backend}
-`, auth.HashKey(key), upstream)
-	cfg, err := config.Parse([]byte(yaml), func(string) (string, bool) { return "", false })
-	if err != nil {
-		return err
-	}
-	// The access log is part of the cost being measured: it is written, with one
-	// write(2) a line as on stdout in production, to /dev/null.
+	const key, signKey, signSecret = "loadtest-key", "loadtest-signing-key", "loadtest-secret"
 	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
 		return err
 	}
 	defer devNull.Close()
-	srv, err := server.New(cfg, slog.New(slog.NewJSONHandler(devNull, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// startGateway runs signgate with TLS off, so the comparison is the proxy path.
+	// The access log is part of the cost being measured: it is written, with one
+	// write(2) a line as on stdout in production, to /dev/null.
+	startGateway := func(redisAddr string) (string, error) {
+		redis := ""
+		if redisAddr != "" {
+			redis = fmt.Sprintf("redis: {addrs: [%q]}", redisAddr)
+		}
+		yaml := fmt.Sprintf(`
+server: {listen: "127.0.0.1:0", http_listen: "", admin_listen: "127.0.0.1:0"}
+tls: {mode: "off"}
+%s
+clients:
+  - {id: loadtest, api_key_sha256: %q, roles: [app]}
+  - {id: signer, api_key_sha256: %q, secret: %q, signature: hmac-sha256, roles: [app]}
+roles: {app: {allow: ["GET /api/services", "* /api/orders/**"]}}
+upstreams: {backend: {targets: ["http://%s"]}}
+routes:
+  - {name: orders, match: "* /api/orders/**", upstream: backend}
+  - {name: services, match: "GET /api/services", upstream: backend}
+`, redis, auth.HashKey(key), auth.HashKey(signKey), signSecret, upstream)
+		cfg, err := config.Parse([]byte(yaml), func(string) (string, bool) { return "", false })
+		if err != nil {
+			return "", err
+		}
+		srv, err := server.New(cfg, slog.New(slog.NewJSONHandler(devNull, nil)))
+		if err != nil {
+			return "", err
+		}
+		if err := srv.Listen(); err != nil {
+			return "", err
+		}
+		go srv.Serve(ctx)
+		return srv.Addr().String(), nil
+	}
+	gw, err := startGateway("")
 	if err != nil {
 		return err
 	}
-	if err := srv.Listen(); err != nil {
+	redisAddr, stopRedis, err := startRedis()
+	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go srv.Serve(ctx)
+	defer stopRedis()
+	gwRedis, err := startGateway(redisAddr)
+	if err != nil {
+		return err
+	}
 
-	targets := []struct{ name, url, key string }{
-		{"upstream direct", "http://" + upstream + "/api/services", ""},
-		{"bare ReverseProxy", "http://" + bare + "/api/services", ""},
-		{"signgate (API key + RBAC)", "http://" + srv.Addr().String() + "/api/services", key},
+	// Signed requests each need a fresh nonce, and wrk cannot compute HMAC: the
+	// signatures are made ahead, more than the run can use, and a wrk Lua script
+	// hands each out once.
+	signed, err := signedRequests(signSecret, int(duration.Seconds()+1)*60000)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(signed)
+
+	targets := []struct{ name, url, key, signed string }{
+		{"upstream direct", "http://" + upstream + "/api/services", "", ""},
+		{"bare ReverseProxy", "http://" + bare + "/api/services", "", ""},
+		{"signgate API key + RBAC", "http://" + gw + "/api/services", key, ""},
+		{"signgate hmac, memory", "http://" + gw + "/api/services", signKey, signed},
+		{"signgate hmac, Redis", "http://" + gwRedis + "/api/services", signKey, signed},
 	}
 	fmt.Printf("wrk -t%d -c%d -d%s --latency, HTTP/1.1 keep-alive, %d-byte JSON body, GOMAXPROCS=%s\n\n",
 		threads, conns, duration, len(payload), strconv.Itoa(runtime.GOMAXPROCS(0)))
 	fmt.Printf("%-28s %12s %10s %10s\n", "target", "req/s", "p50", "p99")
 	var results []result
 	for i, t := range targets {
-		if i == len(targets)-1 && cpuProfile != "" {
+		if i == 2 && cpuProfile != "" {
 			f, err := os.Create(cpuProfile)
 			if err != nil {
 				return err
 			}
-			defer f.Close()
 			if err := pprof.StartCPUProfile(f); err != nil {
 				return err
 			}
-			defer pprof.StopCPUProfile()
 		}
-		r, err := wrk(t.url, t.key, duration, conns, threads)
+		r, err := wrk(t.url, t.key, t.signed, duration, conns, threads)
+		if i == 2 && cpuProfile != "" {
+			pprof.StopCPUProfile()
+		}
 		if err != nil {
 			return fmt.Errorf("%s: %w", t.name, err)
 		}
 		results = append(results, r)
 		fmt.Printf("%-28s %12.0f %10s %10s\n", t.name, r.rps, r.p50, r.p99)
 	}
-	fmt.Printf("\nbare / direct:     %.2f×\nsigngate / bare:   %.2f×\nsigngate / direct: %.2f×\n",
-		results[1].rps/results[0].rps, results[2].rps/results[1].rps, results[2].rps/results[0].rps)
+	fmt.Printf("\nbare / direct:                 %.2f×\nsigngate API key / bare:       %.2f×\n"+
+		"signgate hmac memory / API key: %.2f×\nsigngate hmac Redis / API key:  %.2f×\n",
+		results[1].rps/results[0].rps, results[2].rps/results[1].rps,
+		results[3].rps/results[2].rps, results[4].rps/results[2].rps)
 	return nil
 }
+
+// signedRequests writes n lines "timestamp nonce signature" for GET /api/services
+// with an empty body, each with its own nonce.
+func signedRequests(secret string, n int) (string, error) {
+	f, err := os.CreateTemp("", "signgate-signed-*.txt")
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	w := bufio.NewWriter(f)
+	now := time.Now()
+	for i := range n {
+		nonce := fmt.Sprintf("lt-%010d", i)
+		h, err := auth.SignRequest("GET", "/api/services", nil, []byte(secret), now, nonce)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(w, "%s %s %s\n", h["X-Timestamp"], h["X-Nonce"], h["X-Signature"])
+	}
+	return f.Name(), w.Flush()
+}
+
+// startRedis runs a redis-server on a free loopback port for the Redis row.
+func startRedis() (string, func(), error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command("redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	if err := cmd.Start(); err != nil {
+		return "", nil, fmt.Errorf("redis-server (apt-get install redis-server): %w", err)
+	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr, stop, nil
+		}
+	}
+	stop()
+	return "", nil, fmt.Errorf("redis-server did not start on %s", addr)
+}
+
+// signedScript hands each wrk thread its own share of the pre-signed lines, so no
+// nonce is sent twice.
+const signedScript = `
+local counter = 0
+function setup(thread)
+  thread:set("id", counter)
+  counter = counter + 1
+end
+function init(args)
+  key, path, nthreads = args[1], args[2], tonumber(args[3])
+  lines, idx = {}, 0
+  local i = 0
+  for line in io.lines(path) do
+    if i % nthreads == id then lines[#lines + 1] = line end
+    i = i + 1
+  end
+end
+function request()
+  idx = idx + 1
+  local ts, nonce, sig = lines[idx]:match("(%S+) (%S+) (%S+)")
+  return wrk.format("GET", nil, {["X-Api-Key"] = key, ["X-Timestamp"] = ts, ["X-Nonce"] = nonce, ["X-Signature"] = sig})
+end
+`
 
 func serve(h http.Handler) (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -156,12 +266,26 @@ var (
 	non2xx  = regexp.MustCompile(`Non-2xx or 3xx responses: (\d+)`)
 )
 
-func wrk(url, key string, d time.Duration, conns, threads int) (result, error) {
+func wrk(url, key, signed string, d time.Duration, conns, threads int) (result, error) {
 	args := []string{"-t" + strconv.Itoa(threads), "-c" + strconv.Itoa(conns), "-d" + d.String(), "--latency"}
-	if key != "" {
-		args = append(args, "-H", "X-Api-Key: "+key)
+	switch {
+	case signed != "":
+		script, err := os.CreateTemp("", "signgate-wrk-*.lua")
+		if err != nil {
+			return result{}, err
+		}
+		defer os.Remove(script.Name())
+		if _, err := script.WriteString(signedScript); err != nil {
+			return result{}, err
+		}
+		script.Close()
+		args = append(args, "-s", script.Name(), url, "--", key, signed, strconv.Itoa(threads))
+	case key != "":
+		args = append(args, "-H", "X-Api-Key: "+key, url)
+	default:
+		args = append(args, url)
 	}
-	out, err := exec.Command("wrk", append(args, url)...).CombinedOutput()
+	out, err := exec.Command("wrk", args...).CombinedOutput()
 	if err != nil {
 		return result{}, fmt.Errorf("wrk: %v\n%s", err, out)
 	}
