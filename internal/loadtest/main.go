@@ -32,13 +32,14 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "wrk duration per target")
 	conns := flag.Int("connections", 64, "wrk connections")
 	threads := flag.Int("threads", 2, "wrk threads")
-	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the signgate run to this file")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of one row's run to this file")
+	profileRow := flag.Int("profile-row", 2, "the row -cpuprofile profiles (0 upstream, 1 bare, 2 API key, 3 hmac memory, 4 hmac Redis)")
 	flag.Parse()
 	if _, err := exec.LookPath("wrk"); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest needs wrk: apt-get install wrk")
 		os.Exit(1)
 	}
-	if err := run(*duration, *conns, *threads, *cpuProfile); err != nil {
+	if err := run(*duration, *conns, *threads, *cpuProfile, *profileRow); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest:", err)
 		os.Exit(1)
 	}
@@ -47,7 +48,7 @@ func main() {
 // payload is a typical small JSON answer of the backend (a service list entry).
 var payload = []byte(`{"code":0,"data":[{"id":1,"name":"日常保洁","price":"50.00","unit":"hour"},{"id":2,"name":"空调清洗","price":"120.00","unit":"unit"}]}`)
 
-func run(duration time.Duration, conns, threads int, cpuProfile string) error {
+func run(duration time.Duration, conns, threads int, cpuProfile string, profileRow int) error {
 	quiet := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	if _, err := exec.LookPath("redis-server"); err != nil {
 		return fmt.Errorf("the Redis row needs redis-server: apt-get install redis-server")
@@ -151,7 +152,7 @@ routes:
 	fmt.Printf("%-28s %12s %10s %10s\n", "target", "req/s", "p50", "p99")
 	var results []result
 	for i, t := range targets {
-		if i == 2 && cpuProfile != "" {
+		if i == profileRow && cpuProfile != "" {
 			f, err := os.Create(cpuProfile)
 			if err != nil {
 				return err
@@ -161,7 +162,7 @@ routes:
 			}
 		}
 		r, err := wrk(t.url, t.key, t.signed, duration, conns, threads)
-		if i == 2 && cpuProfile != "" {
+		if i == profileRow && cpuProfile != "" {
 			pprof.StopCPUProfile()
 		}
 		if err != nil {
