@@ -1,11 +1,13 @@
 package server
 
 import (
+	"crypto/md5"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -239,5 +241,96 @@ func TestDaojiaRelayAndCallback(t *testing.T) {
 	})
 	if strings.Contains(g.logs.buf.String(), djSecret) {
 		t.Error("the 58到家 service secret reached the log")
+	}
+}
+
+// independentlyVerified wraps the sandbox with a check written from DESIGN.md alone
+// (not daojia.Sign): every call 58到家 receives must carry a correct sign.
+func independentlyVerified(t *testing.T, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var params map[string]json.RawMessage
+		if err := json.Unmarshal(body, &params); err != nil {
+			t.Errorf("58到家 got a body that is not JSON: %s", body)
+		}
+		names := make([]string, 0, len(params))
+		for k := range params {
+			if k != "sign" {
+				names = append(names, k)
+			}
+		}
+		sort.Strings(names)
+		var s strings.Builder
+		s.WriteString(djSecret)
+		for _, k := range names {
+			v := string(params[k])
+			var str string
+			if json.Unmarshal(params[k], &str) == nil {
+				v = str
+			}
+			s.WriteString(k + v)
+		}
+		s.WriteString(djSecret)
+		want := strings.ToUpper(fmt.Sprintf("%x", md5.Sum([]byte(s.String()))))
+		var got string
+		_ = json.Unmarshal(params["sign"], &got)
+		if got != want {
+			t.Errorf("58到家 got sign %s, an independent MD5 says %s", got, want)
+		}
+		r.Body = io.NopCloser(strings.NewReader(string(body)))
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Two instances sharing a real Redis fetch the 58到家 accessToken once between them,
+// however many relay calls arrive at once.
+func TestRelayTokenFetchedOnceAcrossInstances(t *testing.T) {
+	rs := testredis.Start(t)
+	sb := daojia.NewSandbox(daojia.SandboxOptions{ServiceKey: djKey, ServiceSecret: djSecret, Version: "v1"})
+	platform := httptest.NewServer(independentlyVerified(t, sb))
+	defer platform.Close()
+	cfg := signedConfig("http://127.0.0.1:1", platform.URL, rs.Addr)
+	a, b := startGateway(t, cfg), startGateway(t, cfg)
+	var wg sync.WaitGroup
+	errs := make(chan string, 50)
+	for i := range 50 {
+		g := a
+		if i%2 == 1 {
+			g = b
+		}
+		wg.Go(func() {
+			req, _ := http.NewRequest("POST", g.url+"/daojia/serviceUser/saveServiceUser",
+				strings.NewReader(fmt.Sprintf(`{"userId":"u%d"}`, i)))
+			req.Header.Set("X-Api-Key", appKey)
+			resp, err := g.client.Do(req)
+			if err != nil {
+				errs <- err.Error()
+				return
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || !strings.Contains(string(body), `"code":0`) {
+				errs <- fmt.Sprintf("%d %s", resp.StatusCode, body)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	if n := sb.TokenFetches(); n != 1 {
+		t.Fatalf("50 concurrent relay calls on two instances fetched the token %d times, want 1", n)
+	}
+	for _, g := range []*testGateway{a, b} {
+		resp, err := http.Get(g.admin + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(m), `signgate_daojia_token_fetches_total{result="ok"}`) {
+			t.Error("/metrics lacks signgate_daojia_token_fetches_total")
+		}
 	}
 }
