@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/pprof"
@@ -29,6 +30,15 @@ func (s *Server) adminHandler(withPprof bool) http.Handler {
 			}
 		}
 		writeStatus(w, http.StatusOK, "ready")
+	})
+	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.Reload(); err != nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnprocessableEntity)
+			_ = json.NewEncoder(w).Encode(map[string]string{"status": "refused", "error": err.Error()})
+			return
+		}
+		writeStatus(w, http.StatusOK, "reloaded")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	if withPprof {

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/signgate/signgate/apierror"
@@ -23,10 +23,36 @@ import (
 // the upstream pools with their health checkers. A config reload builds a new gateway
 // and swaps it in; requests in flight finish on the one they started with.
 type gateway struct {
+	cfg     *config.Config
 	handler http.Handler
-	pools   map[string]*proxy.Pool
+	pools   map[string]*upstreamPool
+}
+
+// upstreamPool is a pool with its health checker. A reload that leaves an upstream's
+// settings unchanged hands the same upstreamPool to the new gateway, so its health
+// state, passive ejections and connections carry over.
+type upstreamPool struct {
+	cfg     config.Upstream
+	pool    *proxy.Pool
 	stop    context.CancelFunc
-	running sync.WaitGroup
+	stopped chan struct{}
+}
+
+func (u *upstreamPool) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	u.stop = cancel
+	u.stopped = make(chan struct{})
+	go func() {
+		defer close(u.stopped)
+		u.pool.Run(ctx)
+	}()
+}
+
+func (u *upstreamPool) close() {
+	if u.stop != nil {
+		u.stop()
+		<-u.stopped
+	}
 }
 
 // deps are the long-lived parts a gateway is built with; they outlive reloads.
@@ -54,8 +80,11 @@ type routeEntry struct {
 	handler http.Handler
 }
 
-func buildGateway(cfg *config.Config, d deps) (*gateway, error) {
-	pools := make(map[string]*proxy.Pool, len(cfg.Upstreams))
+// buildGateway builds the gateway for cfg. Pools of prev (the gateway being replaced,
+// or nil) whose upstream settings are unchanged are reused; the caller starts the new
+// gateway and retires prev (see start and retire).
+func buildGateway(cfg *config.Config, d deps, prev *gateway) (*gateway, error) {
+	pools := make(map[string]*upstreamPool, len(cfg.Upstreams))
 	names := make([]string, 0, len(cfg.Upstreams))
 	for name := range cfg.Upstreams {
 		names = append(names, name)
@@ -63,6 +92,12 @@ func buildGateway(cfg *config.Config, d deps) (*gateway, error) {
 	sort.Strings(names)
 	for _, name := range names {
 		u := cfg.Upstreams[name]
+		if prev != nil {
+			if old, ok := prev.pools[name]; ok && reflect.DeepEqual(old.cfg, u) {
+				pools[name] = old
+				continue
+			}
+		}
 		p, err := proxy.New(proxy.Options{
 			Name:            name,
 			Targets:         u.Targets,
@@ -81,7 +116,7 @@ func buildGateway(cfg *config.Config, d deps) (*gateway, error) {
 		if err != nil {
 			return nil, fmt.Errorf("upstreams.%s: %w", name, err)
 		}
-		pools[name] = p
+		pools[name] = &upstreamPool{cfg: u, pool: p}
 	}
 
 	roles := make(map[string]auth.Role, len(cfg.Roles))
@@ -139,9 +174,9 @@ func buildGateway(cfg *config.Config, d deps) (*gateway, error) {
 		case rt.Daojia == "relay":
 			h = chain(relay.Relay(relayPrefix(rt.Match)), authenticate(keys, verifier, rt.Verify), authorize)
 		case rt.Verify == "daojia-md5":
-			h = chain(pools[rt.Upstream], verifyDaojiaCallback(verifier, cfg.Daojia.ServiceKey, cfg.Daojia.ServiceSecret))
+			h = chain(pools[rt.Upstream].pool, verifyDaojiaCallback(verifier, cfg.Daojia.ServiceKey, cfg.Daojia.ServiceSecret))
 		default:
-			h = chain(pools[rt.Upstream], authenticate(keys, verifier, rt.Verify), authorize)
+			h = chain(pools[rt.Upstream].pool, authenticate(keys, verifier, rt.Verify), authorize)
 		}
 		d.metrics.initRoute(rt.Name)
 		table.Add(rt.Pattern, &routeEntry{name: rt.Name, handler: h})
@@ -156,7 +191,7 @@ func buildGateway(cfg *config.Config, d deps) (*gateway, error) {
 		cors(newCORSPolicy(c.AllowOrigins, c.AllowMethods, c.AllowHeaders, c.ExposeHeaders, c.AllowCredentials, int(c.MaxAge.Seconds()))),
 		cleanPath,
 	)
-	return &gateway{handler: outer, pools: pools}, nil
+	return &gateway{cfg: cfg, handler: outer, pools: pools}, nil
 }
 
 // relayPrefix is the part of a relay route's path that stands for the relay itself:
@@ -189,19 +224,23 @@ func routeTo(table *route.Table[*routeEntry]) http.Handler {
 	})
 }
 
-// start runs the pools' health checks until close.
+// start runs the health checks of the pools that are not running yet.
 func (g *gateway) start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	g.stop = cancel
-	for _, p := range g.pools {
-		g.running.Go(func() { p.Run(ctx) })
+	for _, u := range g.pools {
+		if u.stop == nil {
+			u.start()
+		}
 	}
 }
 
-// close stops the health checks and waits for them to return.
-func (g *gateway) close() {
-	if g.stop != nil {
-		g.stop()
+// retire stops the pools of g that next does not use (next may be nil: stop all).
+// Requests still in flight on g keep working: the pools only lose their health
+// checkers, and the shared transport stays.
+func (g *gateway) retire(next *gateway) {
+	for name, u := range g.pools {
+		if next != nil && next.pools[name] == u {
+			continue
+		}
+		u.close()
 	}
-	g.running.Wait()
 }

@@ -61,7 +61,7 @@ func newMetrics() *metrics {
 	for _, result := range []string{"ok", "error"} {
 		m.tokenFetches.WithLabelValues(result)
 	}
-	for _, result := range []string{"success", "failure"} {
+	for _, result := range []string{"ok", "error"} {
 		m.reloads.WithLabelValues(result)
 	}
 	return m

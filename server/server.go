@@ -23,8 +23,18 @@ type Server struct {
 	cfg     *config.Config
 	logger  *slog.Logger
 	metrics *metrics
-	edge    *tlsedge.Edge
 	deps    deps
+
+	// edge is the current certificate source; a reload that changes the tls section
+	// swaps it, and every new handshake asks it for its config.
+	edge atomic.Pointer[edgeState]
+
+	// reloadMu serialises reloads with each other and with shutdown; load and
+	// watchPath say where a reload reads the config (see SetConfigSource).
+	reloadMu  sync.Mutex
+	load      func() (*config.Config, error)
+	watchPath string
+	stopped   bool
 
 	gw    atomic.Pointer[gateway]
 	ready atomic.Bool
@@ -36,14 +46,7 @@ type Server struct {
 
 // New builds a Server from cfg. It binds nothing yet: see Listen.
 func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
-	edge, err := tlsedge.New(tlsedge.Options{
-		Mode:       cfg.TLS.Mode,
-		MinVersion: cfg.TLS.MinVersion,
-		CertFile:   cfg.TLS.CertFile,
-		KeyFile:    cfg.TLS.KeyFile,
-		Hosts:      cfg.TLS.Domains,
-		Logger:     logger,
-	})
+	edge, err := newEdge(cfg.TLS, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -51,7 +54,8 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, metrics: newMetrics(), edge: edge, redis: len(cfg.Redis.Addrs) > 0}
+	s := &Server{cfg: cfg, logger: logger, metrics: newMetrics(), redis: len(cfg.Redis.Addrs) > 0}
+	s.edge.Store(edge)
 	s.deps = deps{
 		logger:    logger,
 		metrics:   s.metrics,
@@ -59,7 +63,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		now:       time.Now,
 		store:     store,
 	}
-	gw, err := buildGateway(cfg, s.deps)
+	gw, err := buildGateway(cfg, s.deps, nil)
 	if err != nil {
 		store.Close()
 		return nil, err
@@ -70,7 +74,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	errLog := slog.NewLogLogger(logger.Handler(), slog.LevelDebug)
 	s.main = &http.Server{
 		Handler:           http.HandlerFunc(s.serveGateway),
-		TLSConfig:         edge.TLSConfig(),
+		TLSConfig:         s.tlsConfig(),
 		ReadHeaderTimeout: sc.ReadHeaderTimeout,
 		ReadTimeout:       sc.ReadTimeout,
 		WriteTimeout:      sc.WriteTimeout,
@@ -78,7 +82,7 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		MaxHeaderBytes:    sc.MaxHeaderBytes,
 		ErrorLog:          errLog,
 	}
-	if sc.HTTPListen != "" && edge.TLSConfig() != nil {
+	if sc.HTTPListen != "" && edge.conf != nil {
 		s.redirect = &http.Server{
 			ReadHeaderTimeout: sc.ReadHeaderTimeout,
 			IdleTimeout:       sc.IdleTimeout,
@@ -175,10 +179,9 @@ func (s *Server) Run(ctx context.Context) error {
 // requests in flight finish for server.shutdown_timeout, and returns. It returns nil
 // after a clean drain.
 func (s *Server) Serve(ctx context.Context) error {
-	bg, stopBackground := context.WithCancel(context.Background())
-	var background sync.WaitGroup
-	background.Go(func() { s.edge.Run(bg) })
+	s.edge.Load().start()
 	s.gw.Load().start()
+	stopWatch := s.watchConfig()
 
 	errc := make(chan error, 3)
 	serve := func(name string, srv *http.Server, ln net.Listener, tls bool) {
@@ -226,9 +229,12 @@ func (s *Server) Serve(ctx context.Context) error {
 	wg.Wait()
 	// The admin listener goes last so /metrics and /readyz answer during the drain.
 	_ = s.admin.Shutdown(drainCtx)
-	s.gw.Load().close()
-	stopBackground()
-	background.Wait()
+	stopWatch()
+	s.reloadMu.Lock()
+	s.stopped = true
+	s.reloadMu.Unlock()
+	s.gw.Load().retire(nil)
+	s.edge.Load().close()
 	if err := s.deps.store.Close(); err != nil {
 		s.logger.Warn("closing the state store", "err", err)
 	}

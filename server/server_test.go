@@ -97,9 +97,20 @@ cors:
 %s`, auth.HashKey(appKey), auth.HashKey(providerKey), upstreamURL, extra)
 }
 
+func parseConfig(yaml string) (*config.Config, error) {
+	return config.Parse([]byte(yaml), func(string) (string, bool) { return "", false })
+}
+
 func startGateway(t *testing.T, yaml string) *testGateway {
 	t.Helper()
-	cfg, err := config.Parse([]byte(yaml), func(string) (string, bool) { return "", false })
+	return startGatewayFrom(t, func() (*config.Config, error) { return parseConfig(yaml) }, "")
+}
+
+// startGatewayFrom starts a gateway whose config comes from load, also used on
+// Reload, watching watchPath when it is not "".
+func startGatewayFrom(t *testing.T, load func() (*config.Config, error), watchPath string) *testGateway {
+	t.Helper()
+	cfg, err := load()
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
@@ -109,6 +120,7 @@ func startGateway(t *testing.T, yaml string) *testGateway {
 	if err != nil {
 		t.Fatal(err)
 	}
+	srv.SetConfigSource(load, watchPath)
 	if err := srv.Listen(); err != nil {
 		t.Fatal(err)
 	}

@@ -235,6 +235,12 @@ func (r *Redis) TTL(ctx context.Context, key string) (time.Duration, bool, error
 	return d, true, nil
 }
 
+// Scripter returns the underlying client for callers that run their own Lua scripts
+// on the same connection pool, such as the Redis rate limiter. Its calls get neither
+// the store's KeyPrefix nor its per-call timeout wrapper: the caller puts the prefix
+// on its keys. The client's socket timeouts (Timeout) still bound every call.
+func (r *Redis) Scripter() redis.Scripter { return r.client }
+
 // Ping checks that Redis answers, for readiness.
 func (r *Redis) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)

@@ -119,7 +119,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, embedded, err := loadForServe(*path, stderr)
+	cfg, embedded, reload, err := loadForServe(*path, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -147,6 +147,20 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		logger.Error("cannot start", "err", err)
 		return 1
 	}
+	watch := ""
+	if !embedded {
+		watch = *path
+	}
+	srv.SetConfigSource(reload, watch)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			logger.Info("SIGHUP: reloading the config")
+			_ = srv.Reload()
+		}
+	}()
 	if err := srv.Run(ctx); err != nil {
 		logger.Error("stopped with an error", "err", err)
 		return 1
@@ -156,31 +170,36 @@ func serve(args []string, stdout, stderr io.Writer) int {
 
 // loadForServe reads path, or the embedded default when path is "" or, as DESIGN.md
 // says, when the default ./config.yaml does not exist. The embedded default's demo
-// client gets a fresh API key, printed once: it is not stored anywhere.
-func loadForServe(path string, stderr io.Writer) (*config.Config, bool, error) {
+// client gets a fresh API key, printed once: it is not stored anywhere. It also
+// returns how to read the same config again on reload.
+func loadForServe(path string, stderr io.Writer) (*config.Config, bool, func() (*config.Config, error), error) {
 	if path != "" {
 		_, statErr := os.Stat(path)
 		if statErr == nil || path != "config.yaml" {
-			cfg, err := config.Load(path)
-			return cfg, false, err
+			reload := func() (*config.Config, error) { return config.Load(path) }
+			cfg, err := reload()
+			return cfg, false, reload, err
 		}
 	}
 	key := os.Getenv("SIGNGATE_DEMO_KEY")
 	if key == "" {
 		var err error
 		if key, err = auth.GenerateKey(); err != nil {
-			return nil, false, err
+			return nil, false, nil, err
 		}
 	}
 	hash := auth.HashKey(key)
-	cfg, err := config.Parse(config.DefaultYAML, func(name string) (string, bool) {
-		if name == config.DemoKeyEnv {
-			return hash, true
-		}
-		return os.LookupEnv(name)
-	})
+	reload := func() (*config.Config, error) {
+		return config.Parse(config.DefaultYAML, func(name string) (string, bool) {
+			if name == config.DemoKeyEnv {
+				return hash, true
+			}
+			return os.LookupEnv(name)
+		})
+	}
+	cfg, err := reload()
 	if err != nil {
-		return nil, false, fmt.Errorf("embedded default config: %w", err)
+		return nil, false, nil, fmt.Errorf("embedded default config: %w", err)
 	}
 	port := "8443"
 	if _, p, err := net.SplitHostPort(cfg.Server.Listen); err == nil {
@@ -190,7 +209,7 @@ func loadForServe(path string, stderr io.Writer) (*config.Config, bool, error) {
 		"demo API key: %[1]s\n"+
 		"try: curl -k -H 'X-Api-Key: %[1]s' https://localhost:%[2]s/api/hello\n"+
 		"     curl -k -H 'X-Api-Key: %[1]s' -d '{\"userName\":\"张三\"}' https://localhost:%[2]s/daojia/serviceUser/saveServiceUser\n", key, port)
-	return cfg, true, nil
+	return cfg, true, reload, nil
 }
 
 // startDemoServers serves server.EchoHandler on the embedded default's upstream

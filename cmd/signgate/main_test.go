@@ -288,3 +288,33 @@ func TestEmbeddedDefaultServes(t *testing.T) {
 		t.Fatalf("exit: %v", err)
 	}
 }
+
+func TestSIGHUPReloads(t *testing.T) {
+	cfg := writeFile(t, fmt.Sprintf(`
+server: {listen: "127.0.0.1:0", http_listen: "", admin_listen: "127.0.0.1:0"}
+tls: {mode: "off"}
+clients: [{id: app, api_key_sha256: %q, roles: [app]}]
+roles: {app: {allow: ["* /api/**"]}}
+upstreams: {backend: {targets: ["http://127.0.0.1:1"]}}
+routes: [{name: api, match: "* /api/**", upstream: backend}]
+`, auth.HashKey("k")))
+	p := startProcess(t, nil, "serve", "-config", cfg)
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case m := <-p.lines:
+			if m["msg"] == "config reloaded" {
+				_ = p.cmd.Process.Signal(syscall.SIGTERM)
+				if err := p.cmd.Wait(); err != nil {
+					t.Fatalf("exit: %v", err)
+				}
+				return
+			}
+		case <-deadline:
+			t.Fatal("no \"config reloaded\" log line within 10s of SIGHUP")
+		}
+	}
+}
