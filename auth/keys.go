@@ -21,6 +21,11 @@ type Client struct {
 	// Allow is the union of the client's roles' allow patterns, precomputed so the
 	// authorization check is one walk over a slice.
 	Allow route.Set
+	// Mask is set when one of the client's roles says mask: responses are masked.
+	Mask bool
+	// UnmaskRole names the first of the client's roles with unmask: it sees full
+	// values, overriding Mask, and each such response is audited under that role.
+	UnmaskRole string
 }
 
 // Keys finds clients by API key. Only SHA-256 digests of keys are held, so a leaked

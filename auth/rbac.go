@@ -19,6 +19,22 @@ func AllowSet(roles map[string]Role, names []string) route.Set {
 	return set
 }
 
+// MaskFor returns how a client with the named roles sees owners' data: masked when
+// any role says mask, in full (naming the granting role) when any says unmask.
+func MaskFor(roles map[string]Role, names []string) (masked bool, unmaskRole string) {
+	for _, n := range names {
+		r := roles[n]
+		if r.Unmask && unmaskRole == "" {
+			unmaskRole = n
+		}
+		masked = masked || r.Mask
+	}
+	if unmaskRole != "" {
+		masked = false
+	}
+	return masked, unmaskRole
+}
+
 // Allowed reports whether c may call method path.
 func (c *Client) Allowed(method, path string) bool {
 	return c.Allow.Match(method, path)

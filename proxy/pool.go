@@ -130,10 +130,11 @@ func New(o Options) (*Pool, error) {
 		p.targets = append(p.targets, t)
 	}
 	p.proxy = &httputil.ReverseProxy{
-		Rewrite:      p.rewrite,
-		Transport:    poolTransport{p},
-		ErrorHandler: p.handleError,
-		BufferPool:   newBufferPool(),
+		Rewrite:        p.rewrite,
+		ModifyResponse: modifyResponse,
+		Transport:      poolTransport{p},
+		ErrorHandler:   p.handleError,
+		BufferPool:     newBufferPool(),
 		// ReverseProxy logs body copy failures here; nearly all are callers hanging up
 		// mid-stream, which the access log already shows, so keep them out of warn.
 		ErrorLog: slog.NewLogLogger(p.log.With("upstream", p.name).Handler(), slog.LevelDebug),

@@ -63,6 +63,8 @@ type deps struct {
 	now       func() time.Time
 	// store is Redis when redis.addrs is set, process memory otherwise.
 	store sharedState
+	// audit receives one line per response a client saw unmasked.
+	audit *slog.Logger
 }
 
 // sharedState is what the gateway keeps in Redis or memory: nonces for auth, the
@@ -125,13 +127,22 @@ func buildGateway(cfg *config.Config, d deps, prev *gateway) (*gateway, error) {
 	}
 	byHash := make(map[string]*auth.Client, len(cfg.Clients))
 	for _, c := range cfg.Clients {
+		masked, unmaskRole := auth.MaskFor(roles, c.Roles)
 		byHash[c.APIKeySHA256] = &auth.Client{
-			ID:        c.ID,
-			Roles:     c.Roles,
-			Signature: c.Signature,
-			Secret:    c.Secret,
-			Allow:     auth.AllowSet(roles, c.Roles),
+			ID:         c.ID,
+			Roles:      c.Roles,
+			Signature:  c.Signature,
+			Secret:     c.Secret,
+			Allow:      auth.AllowSet(roles, c.Roles),
+			Mask:       masked,
+			UnmaskRole: unmaskRole,
 		}
+	}
+	masks := &masking{
+		masker:  newMasker(cfg.Masking),
+		maxBody: cfg.Masking.MaxBodyBytes,
+		logger:  d.logger,
+		audit:   d.audit,
 	}
 	keys, err := auth.NewKeys(byHash)
 	if err != nil {
@@ -170,14 +181,22 @@ func buildGateway(cfg *config.Config, d deps, prev *gateway) (*gateway, error) {
 	var table route.Table[*routeEntry]
 	for _, rt := range cfg.Routes {
 		var h http.Handler
+		var mws []middleware
 		switch {
 		case rt.Daojia == "relay":
-			h = chain(relay.Relay(relayPrefix(rt.Match)), authenticate(keys, verifier, rt.Verify), authorize)
+			h = relay.Relay(relayPrefix(rt.Match))
+			mws = append(mws, authenticate(keys, verifier, rt.Verify), authorize)
 		case rt.Verify == "daojia-md5":
-			h = chain(pools[rt.Upstream].pool, verifyDaojiaCallback(verifier, cfg.Daojia.ServiceKey, cfg.Daojia.ServiceSecret))
+			h = pools[rt.Upstream].pool
+			mws = append(mws, verifyDaojiaCallback(verifier, cfg.Daojia.ServiceKey, cfg.Daojia.ServiceSecret))
 		default:
-			h = chain(pools[rt.Upstream].pool, authenticate(keys, verifier, rt.Verify), authorize)
+			h = pools[rt.Upstream].pool
+			mws = append(mws, authenticate(keys, verifier, rt.Verify), authorize, maskResponses(masks))
 		}
+		if rt.MaskRequest {
+			mws = append(mws, maskRequests(masks))
+		}
+		h = chain(h, mws...)
 		d.metrics.initRoute(rt.Name)
 		table.Add(rt.Pattern, &routeEntry{name: rt.Name, handler: h})
 	}

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -128,6 +129,15 @@ func accessLog(logger *slog.Logger, m *metrics, now func() time.Time) middleware
 				slog.Int64("bytes_out", rw.bytes),
 				slog.String("remote_ip", remoteIP(r)),
 				slog.String("proto", r.Proto),
+			}
+			if r.URL.RawQuery != "" {
+				// Decoded, so the log masker sees "+86 138…" rather than "%2B86%20138…",
+				// whose digits run into the escape's and would hide the number from it.
+				q, err := url.QueryUnescape(r.URL.RawQuery)
+				if err != nil {
+					q = r.URL.RawQuery
+				}
+				attrs = append(attrs, slog.String("query", q))
 			}
 			if info.ErrCode != "" {
 				attrs = append(attrs, slog.String("error", info.ErrCode))

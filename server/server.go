@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/signgate/signgate/config"
+	"github.com/signgate/signgate/mask"
 	"github.com/signgate/signgate/proxy"
 	"github.com/signgate/signgate/state"
 	"github.com/signgate/signgate/tlsedge"
@@ -36,6 +38,8 @@ type Server struct {
 	watchPath string
 	stopped   bool
 
+	closeAudit func() error
+
 	gw    atomic.Pointer[gateway]
 	ready atomic.Bool
 	redis bool // shared state is in Redis, so readiness depends on reaching it
@@ -45,7 +49,24 @@ type Server struct {
 }
 
 // New builds a Server from cfg. It binds nothing yet: see Listen.
-func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
+func New(cfg *config.Config, logger *slog.Logger) (s *Server, err error) {
+	// Whatever New opened is closed again when a later step fails.
+	var cleanup []func() error
+	defer func() {
+		if err != nil {
+			for _, c := range cleanup {
+				_ = c()
+			}
+		}
+	}()
+	// One wrapper masks every log line the gateway writes, whatever role the
+	// request had: access log, errors, audit, debug.
+	logger = slog.New(mask.NewHandler(logger.Handler(), newMasker(cfg.Masking)))
+	audit, closeAudit, err := newAuditLogger(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, closeAudit)
 	edge, err := newEdge(cfg.TLS, logger)
 	if err != nil {
 		return nil, err
@@ -54,7 +75,8 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, logger: logger, metrics: newMetrics(), redis: len(cfg.Redis.Addrs) > 0}
+	cleanup = append(cleanup, store.Close)
+	s = &Server{cfg: cfg, logger: logger, metrics: newMetrics(), redis: len(cfg.Redis.Addrs) > 0}
 	s.edge.Store(edge)
 	s.deps = deps{
 		logger:    logger,
@@ -62,10 +84,11 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		transport: proxy.NewTransport(proxy.TransportOptions{}),
 		now:       time.Now,
 		store:     store,
+		audit:     audit,
 	}
+	s.closeAudit = closeAudit
 	gw, err := buildGateway(cfg, s.deps, nil)
 	if err != nil {
-		store.Close()
 		return nil, err
 	}
 	s.gw.Store(gw)
@@ -97,6 +120,20 @@ func New(cfg *config.Config, logger *slog.Logger) (*Server, error) {
 		ErrorLog:          errLog,
 	}
 	return s, nil
+}
+
+// newAuditLogger opens log.audit_file for appending, or uses the main log when it is
+// not set. Audit lines are masked like every other line.
+func newAuditLogger(cfg *config.Config, logger *slog.Logger) (*slog.Logger, func() error, error) {
+	if cfg.Log.AuditFile == "" {
+		return logger, func() error { return nil }, nil
+	}
+	f, err := os.OpenFile(cfg.Log.AuditFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("log.audit_file: %w", err)
+	}
+	h := mask.NewHandler(slog.NewJSONHandler(f, nil), newMasker(cfg.Masking))
+	return slog.New(h), f.Close, nil
 }
 
 // newStore returns the shared state: Redis when addresses are configured, so every
@@ -235,6 +272,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.reloadMu.Unlock()
 	s.gw.Load().retire(nil)
 	s.edge.Load().close()
+	if err := s.closeAudit(); err != nil {
+		s.logger.Warn("closing the audit log", "err", err)
+	}
 	if err := s.deps.store.Close(); err != nil {
 		s.logger.Warn("closing the state store", "err", err)
 	}

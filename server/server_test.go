@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -54,6 +55,30 @@ func (b *syncBuffer) lines(t *testing.T, msg string) []map[string]any {
 		}
 	}
 	return out
+}
+
+// everyLog holds every gateway log written during the package's tests, so TestMain
+// can check afterwards that no line, on any path, held a full mobile number.
+var everyLog struct {
+	sync.Mutex
+	bufs []*syncBuffer
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	everyLog.Lock()
+	for _, b := range everyLog.bufs {
+		b.mu.Lock()
+		for _, line := range bytes.Split(b.buf.Bytes(), []byte("\n")) {
+			if mobileRE.Match(line) {
+				fmt.Fprintf(os.Stderr, "FAIL: a log line holds a full mobile number: %s\n", line)
+				code = 1
+			}
+		}
+		b.mu.Unlock()
+	}
+	everyLog.Unlock()
+	os.Exit(code)
 }
 
 type testGateway struct {
@@ -115,6 +140,9 @@ func startGatewayFrom(t *testing.T, load func() (*config.Config, error), watchPa
 		t.Fatalf("config: %v", err)
 	}
 	logs := &syncBuffer{}
+	everyLog.Lock()
+	everyLog.bufs = append(everyLog.bufs, logs)
+	everyLog.Unlock()
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := New(cfg, logger)
 	if err != nil {

@@ -1,0 +1,467 @@
+package mask
+
+import (
+	"bytes"
+	"fmt"
+)
+
+// maxDepth is encoding/json's nesting limit, so that every body json.Valid accepts
+// is masked, and a body of a million '[' is an error rather than a deep stack.
+const maxDepth = 10000
+
+// JSON appends src to dst with the rules applied; changed reports whether anything
+// was masked, and when it is false what was appended is src itself. Everything not
+// masked is kept byte for byte: member order, white space, number spellings,
+// escapes. A number in a masked field becomes a string ("138****5678"), since a
+// JSON number cannot hold a star. When src is not valid JSON (as json.Valid sees
+// it) JSON returns an error, and what it appended to dst is unspecified.
+func (m *Masker) JSON(dst, src []byte) ([]byte, bool, error) {
+	return m.rewrite(dst, src, false)
+}
+
+// rewrite is JSON, or, forLog, the masking of a log value's JSON form: there, as
+// everywhere in logs, mobile numbers are always looked for, and in numbers too (a
+// number holding one becomes a masked string), since a log line has no client whose
+// types could break.
+func (m *Masker) rewrite(dst, src []byte, forLog bool) ([]byte, bool, error) {
+	var w *rewriter
+	if m == nil {
+		m = &Masker{}
+	} else {
+		w, _ = m.rewriters.Get().(*rewriter)
+	}
+	if w == nil {
+		w = new(rewriter)
+	}
+	*w = rewriter{src: src, dst: dst, members: m.members, mobile: m.mobile || forLog, idCard: m.idCard, numbers: forLog,
+		dec: w.dec[:0], off: w.off[:0], key: w.key[:0]}
+	changed, err := w.document()
+	dst = w.dst
+	w.src, w.dst = nil, nil
+	if cap(w.dec) <= maxPooledScratch {
+		m.rewriters.Put(w)
+	}
+	return dst, changed, err
+}
+
+// maxPooledScratch bounds the scratch a pooled rewriter keeps, so one huge escaped
+// string does not pin its buffers for the life of the process.
+const maxPooledScratch = 64 << 10
+
+func (w *rewriter) document() (changed bool, err error) {
+	if err := w.value(modeNone, 0); err != nil {
+		return false, err
+	}
+	w.skipSpace()
+	if w.pos < len(w.src) {
+		return false, w.fail("after the top-level value")
+	}
+	w.dst = append(w.dst, w.src[w.copied:]...)
+	return w.changed, nil
+}
+
+// rewriter is one pass over one body. It copies src to dst lazily: src[:copied]
+// is already in dst, so an unmasked body costs one copy at the end, and a masked
+// one a copy of each stretch between masks.
+type rewriter struct {
+	src, dst []byte
+	pos      int // next byte of src to read
+	copied   int
+	changed  bool
+
+	members map[string]mode
+	mobile  bool
+	idCard  bool
+	numbers bool
+
+	// Scratch for strings with escapes: decoded units, their offsets, member names.
+	dec []byte
+	off []int
+	key []byte
+}
+
+type syntaxError struct {
+	offset int
+	msg    string
+}
+
+func (e *syntaxError) Error() string {
+	return fmt.Sprintf("mask: invalid JSON at offset %d: %s", e.offset, e.msg)
+}
+
+// fail reports the byte at w.pos as unexpected. The message names one byte and an
+// offset, never more of the body, so logging it cannot leak what was to be masked.
+func (w *rewriter) fail(where string) error {
+	if w.pos >= len(w.src) {
+		return &syntaxError{w.pos, "unexpected end of input"}
+	}
+	msg := fmt.Sprintf("unexpected byte 0x%02x", w.src[w.pos])
+	if c := w.src[w.pos]; c >= 0x20 && c < 0x7f {
+		msg = fmt.Sprintf("unexpected %q", c)
+	}
+	if where != "" {
+		msg += " " + where
+	}
+	return &syntaxError{w.pos, msg}
+}
+
+func (w *rewriter) skipSpace() {
+	for w.pos < len(w.src) {
+		switch w.src[w.pos] {
+		case ' ', '\t', '\n', '\r':
+			w.pos++
+		default:
+			return
+		}
+	}
+}
+
+func (w *rewriter) value(md mode, depth int) error {
+	w.skipSpace()
+	if w.pos >= len(w.src) {
+		return w.fail("")
+	}
+	switch c := w.src[w.pos]; c {
+	case '{':
+		return w.object(md, depth+1)
+	case '[':
+		return w.array(md, depth+1)
+	case '"':
+		return w.stringValue(md)
+	case 't':
+		return w.literal("true")
+	case 'f':
+		return w.literal("false")
+	case 'n':
+		return w.literal("null")
+	default:
+		if c == '-' || isDigit(c) {
+			return w.number(md)
+		}
+		return w.fail("looking for a value")
+	}
+}
+
+func (w *rewriter) object(md mode, depth int) error {
+	if depth > maxDepth {
+		return &syntaxError{w.pos, fmt.Sprintf("nested deeper than %d", maxDepth)}
+	}
+	w.pos++
+	w.skipSpace()
+	if w.pos < len(w.src) && w.src[w.pos] == '}' {
+		w.pos++
+		return nil
+	}
+	for {
+		if w.pos >= len(w.src) || w.src[w.pos] != '"' {
+			return w.fail("looking for a member name")
+		}
+		start := w.pos
+		flags, err := w.scanString()
+		if err != nil {
+			return err
+		}
+		raw := w.src[start+1 : w.pos-1]
+		child := md
+		if w.members != nil {
+			if k := w.memberMode(raw, flags&strEscaped != 0); k > child {
+				child = k
+			}
+		}
+		// Names are looked up first, then masked: a member named by its phone
+		// number ({"13812345678": {...}}) is as much a leak as a value.
+		if flags&strDigit != 0 && (w.mobile || w.idCard) {
+			w.maskText(start+1, raw, flags&strEscaped != 0)
+		}
+		w.skipSpace()
+		if w.pos >= len(w.src) || w.src[w.pos] != ':' {
+			return w.fail("after a member name")
+		}
+		w.pos++
+		if err := w.value(child, depth); err != nil {
+			return err
+		}
+		w.skipSpace()
+		if w.pos >= len(w.src) {
+			return w.fail("")
+		}
+		switch w.src[w.pos] {
+		case ',':
+			w.pos++
+			w.skipSpace()
+		case '}':
+			w.pos++
+			return nil
+		default:
+			return w.fail("after an object member")
+		}
+	}
+}
+
+func (w *rewriter) array(md mode, depth int) error {
+	if depth > maxDepth {
+		return &syntaxError{w.pos, fmt.Sprintf("nested deeper than %d", maxDepth)}
+	}
+	w.pos++
+	w.skipSpace()
+	if w.pos < len(w.src) && w.src[w.pos] == ']' {
+		w.pos++
+		return nil
+	}
+	for {
+		if err := w.value(md, depth); err != nil {
+			return err
+		}
+		w.skipSpace()
+		if w.pos >= len(w.src) {
+			return w.fail("")
+		}
+		switch w.src[w.pos] {
+		case ',':
+			w.pos++
+		case ']':
+			w.pos++
+			return nil
+		default:
+			return w.fail("after an array element")
+		}
+	}
+}
+
+func (w *rewriter) literal(lit string) error {
+	if !hasPrefixAt(w.src, w.pos, lit) {
+		return w.fail("looking for " + lit)
+	}
+	w.pos += len(lit)
+	return nil
+}
+
+// memberMode is how the value of the member named raw is masked.
+func (w *rewriter) memberMode(raw []byte, escaped bool) mode {
+	if !escaped {
+		return w.members[string(raw)] // no allocation for the lookup
+	}
+	w.key = appendUnescaped(w.key[:0], raw)
+	return w.members[string(w.key)]
+}
+
+// Flags scanString reports about a string's content.
+const (
+	strEscaped = 1 << iota // has a backslash escape
+	strDigit               // has a digit, literal or escaped (\u0030-\u0039)
+)
+
+// stringStop marks the bytes at which scanString must look closer; every other
+// byte is copied over untouched, the fast path for text without digits.
+var stringStop = func() (t [256]bool) {
+	for c := range 0x20 {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
+
+// scanString validates the string starting at the quote at w.pos and moves past
+// its closing quote.
+func (w *rewriter) scanString() (flags int, err error) {
+	src := w.src
+	i := w.pos + 1
+	for {
+		for i < len(src) && !stringStop[src[i]] {
+			i++
+		}
+		if i >= len(src) {
+			w.pos = i
+			return 0, w.fail("in a string")
+		}
+		switch c := src[i]; {
+		case c == '"':
+			w.pos = i + 1
+			return flags, nil
+		case c == '\\':
+			flags |= strEscaped
+			if i+1 >= len(src) {
+				w.pos = len(src)
+				return 0, w.fail("")
+			}
+			switch src[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				for k := i + 2; k < i+6; k++ {
+					if k >= len(src) || !isHex(src[k]) {
+						w.pos = k
+						return 0, w.fail("in a \\u escape")
+					}
+				}
+				if src[i+2] == '0' && src[i+3] == '0' && src[i+4] == '3' && isDigit(src[i+5]) {
+					flags |= strDigit
+				}
+				i += 6
+			default:
+				w.pos = i + 1
+				return 0, w.fail("after a backslash")
+			}
+		case c < 0x20:
+			w.pos = i
+			return 0, w.fail("in a string (control characters must be escaped)")
+		default:
+			flags |= strDigit
+			i++
+		}
+	}
+}
+
+func isHex(c byte) bool {
+	return isDigit(c) || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func (w *rewriter) stringValue(md mode) error {
+	start := w.pos
+	flags, err := w.scanString()
+	if err != nil {
+		return err
+	}
+	end := w.pos
+	raw := w.src[start+1 : end-1]
+	escaped := flags&strEscaped != 0
+	switch md {
+	case modeField:
+		dec, off := raw, []int(nil)
+		if escaped {
+			w.dec, w.off = appendUnits(w.dec[:0], w.off[:0], raw)
+			dec, off = w.dec, w.off
+		}
+		out := w.replaceFrom(start)
+		w.dst = appendField(w.dst, raw, dec, off)
+		w.replaced(out, start, end)
+	case modeName:
+		out := w.replaceFrom(start)
+		w.dst = appendName(w.dst, raw, escaped)
+		w.replaced(out, start, end)
+	default:
+		if flags&strDigit != 0 && (w.mobile || w.idCard) {
+			w.maskText(start+1, raw, escaped)
+		}
+	}
+	return nil
+}
+
+func (w *rewriter) number(md mode) error {
+	start := w.pos
+	if err := w.scanNumber(); err != nil {
+		return err
+	}
+	raw := w.src[start:w.pos]
+	switch {
+	case md == modeField:
+		out := w.replaceFrom(start)
+		w.dst = appendField(w.dst, raw, raw, nil)
+		w.replaced(out, start, w.pos)
+	case w.numbers && (w.mobile || w.idCard):
+		if a, _, _ := nextMatch(raw, 0, w.mobile, w.idCard); a >= 0 {
+			out := w.replaceFrom(start)
+			copied := 0
+			for a, b, end := nextMatch(raw, 0, w.mobile, w.idCard); a >= 0; a, b, end = nextMatch(raw, end, w.mobile, w.idCard) {
+				w.dst = append(w.dst, raw[copied:a]...)
+				w.dst = appendStars(w.dst, b-a)
+				copied = b
+			}
+			w.dst = append(w.dst, raw[copied:]...)
+			w.replaced(out, start, w.pos)
+		}
+	}
+	return nil
+}
+
+// scanNumber validates the number at w.pos (JSON's grammar: no leading zeros, no
+// bare dot, no hex) and moves past it.
+func (w *rewriter) scanNumber() error {
+	src := w.src
+	i := w.pos
+	if src[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(src) && src[i] == '0':
+		i++
+	case i < len(src) && isDigit(src[i]):
+		for i < len(src) && isDigit(src[i]) {
+			i++
+		}
+	default:
+		w.pos = i
+		return w.fail("in a number")
+	}
+	if i < len(src) && src[i] == '.' {
+		i++
+		if i >= len(src) || !isDigit(src[i]) {
+			w.pos = i
+			return w.fail("after a decimal point")
+		}
+		for i < len(src) && isDigit(src[i]) {
+			i++
+		}
+	}
+	if i < len(src) && (src[i] == 'e' || src[i] == 'E') {
+		i++
+		if i < len(src) && (src[i] == '+' || src[i] == '-') {
+			i++
+		}
+		if i >= len(src) || !isDigit(src[i]) {
+			w.pos = i
+			return w.fail("in an exponent")
+		}
+		for i < len(src) && isDigit(src[i]) {
+			i++
+		}
+	}
+	w.pos = i
+	return nil
+}
+
+// maskText stars the numbers the detectors find in the string content raw, which
+// starts at src[base].
+func (w *rewriter) maskText(base int, raw []byte, escaped bool) {
+	if !escaped {
+		for a, b, end := nextMatch(raw, 0, w.mobile, w.idCard); a >= 0; a, b, end = nextMatch(raw, end, w.mobile, w.idCard) {
+			w.star(base+a, base+b, b-a)
+		}
+		return
+	}
+	w.dec, w.off = appendUnits(w.dec[:0], w.off[:0], raw)
+	for a, b, end := nextMatch(w.dec, 0, w.mobile, w.idCard); a >= 0; a, b, end = nextMatch(w.dec, end, w.mobile, w.idCard) {
+		w.star(base+w.off[a], base+w.off[b], b-a)
+	}
+}
+
+// star replaces src[a:b] with n stars.
+func (w *rewriter) star(a, b, n int) {
+	w.dst = append(w.dst, w.src[w.copied:a]...)
+	w.dst = appendStars(w.dst, n)
+	w.copied = b
+	w.changed = true
+}
+
+// replaceFrom starts writing a JSON string in place of the value at src[start:]
+// and returns where it starts in dst.
+func (w *rewriter) replaceFrom(start int) int {
+	w.dst = append(w.dst, w.src[w.copied:start]...)
+	out := len(w.dst)
+	w.dst = append(w.dst, '"')
+	return out
+}
+
+// replaced closes the string begun at dst[out] in place of src[start:end]. A value
+// that comes out as it went in (an empty name, an already masked phone) does not
+// count as a change.
+func (w *rewriter) replaced(out, start, end int) {
+	w.dst = append(w.dst, '"')
+	w.copied = end
+	if !bytes.Equal(w.dst[out:], w.src[start:end]) {
+		w.changed = true
+	}
+}
