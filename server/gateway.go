@@ -15,6 +15,7 @@ import (
 	"github.com/signgate/signgate/config"
 	"github.com/signgate/signgate/daojia"
 	"github.com/signgate/signgate/proxy"
+	"github.com/signgate/signgate/ratelimit"
 	"github.com/signgate/signgate/reqinfo"
 	"github.com/signgate/signgate/route"
 )
@@ -65,6 +66,9 @@ type deps struct {
 	store sharedState
 	// audit receives one line per response a client saw unmasked.
 	audit *slog.Logger
+	// limiter decides rate limits: Redis-shared with a local fallback, or local. Its
+	// buckets outlive reloads.
+	limiter ratelimit.Limiter
 }
 
 // sharedState is what the gateway keeps in Redis or memory: nonces for auth, the
@@ -178,20 +182,23 @@ func buildGateway(cfg *config.Config, d deps, prev *gateway) (*gateway, error) {
 		}
 	}
 
+	rules := limitRules(cfg.RateLimits)
 	var table route.Table[*routeEntry]
 	for _, rt := range cfg.Routes {
+		before, after := limitsFor(rules, rt.Name)
+		limitBefore, limitAfter := rateLimit(d.limiter, before, d.logger), rateLimit(d.limiter, after, d.logger)
 		var h http.Handler
 		var mws []middleware
 		switch {
 		case rt.Daojia == "relay":
 			h = relay.Relay(relayPrefix(rt.Match))
-			mws = append(mws, authenticate(keys, verifier, rt.Verify), authorize)
+			mws = append(mws, limitBefore, authenticate(keys, verifier, rt.Verify), authorize, limitAfter)
 		case rt.Verify == "daojia-md5":
 			h = pools[rt.Upstream].pool
-			mws = append(mws, verifyDaojiaCallback(verifier, cfg.Daojia.ServiceKey, cfg.Daojia.ServiceSecret))
+			mws = append(mws, limitBefore, verifyDaojiaCallback(verifier, cfg.Daojia.ServiceKey, cfg.Daojia.ServiceSecret), limitAfter)
 		default:
 			h = pools[rt.Upstream].pool
-			mws = append(mws, authenticate(keys, verifier, rt.Verify), authorize, maskResponses(masks))
+			mws = append(mws, limitBefore, authenticate(keys, verifier, rt.Verify), authorize, limitAfter, maskResponses(masks))
 		}
 		if rt.MaskRequest {
 			mws = append(mws, maskRequests(masks))

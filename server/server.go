@@ -15,6 +15,7 @@ import (
 	"github.com/signgate/signgate/config"
 	"github.com/signgate/signgate/mask"
 	"github.com/signgate/signgate/proxy"
+	"github.com/signgate/signgate/ratelimit"
 	"github.com/signgate/signgate/state"
 	"github.com/signgate/signgate/tlsedge"
 )
@@ -85,6 +86,7 @@ func New(cfg *config.Config, logger *slog.Logger) (s *Server, err error) {
 		now:       time.Now,
 		store:     store,
 		audit:     audit,
+		limiter:   s.newLimiter(cfg, store),
 	}
 	s.closeAudit = closeAudit
 	gw, err := buildGateway(cfg, s.deps, nil)
@@ -120,6 +122,22 @@ func New(cfg *config.Config, logger *slog.Logger) (s *Server, err error) {
 		ErrorLog:          errLog,
 	}
 	return s, nil
+}
+
+// newLimiter returns the rate limiter: GCRA in Redis when Redis is configured, falling
+// back per ratelimit.redis_failure while it is unreachable; x/time/rate in memory
+// otherwise.
+func (s *Server) newLimiter(cfg *config.Config, store sharedState) ratelimit.Limiter {
+	local := ratelimit.NewLocal(ratelimit.LocalOptions{})
+	r, ok := store.(*state.Redis)
+	if !ok {
+		return local
+	}
+	shared := ratelimit.NewRedis(r.Scripter(), ratelimit.RedisOptions{KeyPrefix: cfg.Redis.KeyPrefix})
+	return ratelimit.NewFallback(shared, local, cfg.RateLimit.RedisFailure, func(err error) {
+		s.metrics.limiterFallbacks.Inc()
+		s.logger.Warn("rate limiting without Redis", "mode", cfg.RateLimit.RedisFailure, "err", err)
+	})
 }
 
 // newAuditLogger opens log.audit_file for appending, or uses the main log when it is
