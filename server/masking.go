@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/signgate/signgate/apierror"
 	"github.com/signgate/signgate/config"
@@ -137,32 +138,39 @@ func (m *masking) maskResponse(resp *http.Response) error {
 		resp.ContentLength = -1
 		return nil
 	}
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, m.maxBody+1))
+	bufs := getBuffers()
+	raw, err := readBody(bufs.raw[:0], resp.Body, resp.ContentLength, m.maxBody)
 	resp.Body.Close()
+	bufs.raw = raw
 	if err != nil {
+		bufs.release()
 		return fmt.Errorf("reading the upstream body: %w", err)
 	}
 	if int64(len(raw)) > m.maxBody {
+		bufs.release()
 		return m.refuse(resp, fmt.Sprintf("body larger than masking.max_body_bytes (%d)", m.maxBody))
 	}
 	plain, err := decode(raw, enc, m.maxBody)
 	if err != nil {
+		bufs.release()
 		return m.refuse(resp, err.Error())
 	}
 	var masked []byte
 	var changed bool
 	if kind == kindJSON {
-		masked, changed, err = m.masker.JSON(nil, plain)
+		masked, changed, err = m.masker.JSON(bufs.out[:0], plain)
 		if err != nil {
 			// JSON that does not parse is still masked, as text.
-			masked, changed = m.masker.Text(nil, plain)
+			masked, changed = m.masker.Text(bufs.out[:0], plain)
 		}
 	} else {
-		masked, changed = m.masker.Text(nil, plain)
+		masked, changed = m.masker.Text(bufs.out[:0], plain)
 	}
+	bufs.out = masked
 	out := raw
 	if changed {
 		if out, err = encode(masked, enc); err != nil {
+			bufs.release()
 			return err
 		}
 		// The representation changed, so the upstream's validator no longer names it.
@@ -171,10 +179,63 @@ func (m *masking) maskResponse(resp *http.Response) error {
 			resp.Header.Set("ETag", `"sg-`+hex.EncodeToString(sum[:12])+`"`)
 		}
 	}
-	resp.Body = io.NopCloser(bytes.NewReader(out))
+	resp.Body = &pooledBody{Reader: bytes.NewReader(out), bufs: bufs}
 	resp.ContentLength = int64(len(out))
 	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
 	return nil
+}
+
+// maskBuffers are the read and output buffers of one masked response, reused across
+// responses: masking must read the whole body, and at gateway rates fresh buffers
+// for every response are most of its garbage.
+type maskBuffers struct{ raw, out []byte }
+
+var maskBufferPool = sync.Pool{New: func() any { return &maskBuffers{} }}
+
+func getBuffers() *maskBuffers { return maskBufferPool.Get().(*maskBuffers) }
+
+// largestPooled keeps one huge body from pinning its buffers in the pool forever.
+const largestPooled = 256 << 10
+
+func (b *maskBuffers) release() {
+	if cap(b.raw) > largestPooled || cap(b.out) > largestPooled {
+		return
+	}
+	maskBufferPool.Put(b)
+}
+
+// pooledBody hands the masked body to the proxy and its buffers back when closed.
+type pooledBody struct {
+	*bytes.Reader
+	bufs *maskBuffers
+	once sync.Once
+}
+
+func (p *pooledBody) Close() error {
+	p.once.Do(func() { p.bufs.release() })
+	return nil
+}
+
+// readBody reads r into buf, sized by Content-Length when it is known, up to limit+1
+// bytes so the caller can tell a body over the limit.
+func readBody(buf []byte, r io.Reader, contentLength, limit int64) ([]byte, error) {
+	if contentLength > 0 && contentLength <= limit && int64(cap(buf)) < contentLength+1 {
+		buf = make([]byte, 0, contentLength+1)
+	}
+	lr := io.LimitReader(r, limit+1)
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := lr.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 func (m *masking) refuse(resp *http.Response, why string) error {

@@ -33,7 +33,7 @@ func main() {
 	conns := flag.Int("connections", 64, "wrk connections")
 	threads := flag.Int("threads", 2, "wrk threads")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of one row's run to this file")
-	profileRow := flag.Int("profile-row", 2, "the row -cpuprofile profiles (0 upstream, 1 bare, 2 API key, 3 hmac memory, 4 hmac Redis)")
+	profileRow := flag.Int("profile-row", 2, "the row -cpuprofile profiles (0 upstream, 1 bare, 2 API key, 3 hmac memory, 4 hmac Redis, 5 orders, 6 orders masked, 7 local limit, 8 Redis limit)")
 	flag.Parse()
 	if _, err := exec.LookPath("wrk"); err != nil {
 		fmt.Fprintln(os.Stderr, "loadtest needs wrk: apt-get install wrk")
@@ -48,6 +48,23 @@ func main() {
 // payload is a typical small JSON answer of the backend (a service list entry).
 var payload = []byte(`{"code":0,"data":[{"id":1,"name":"日常保洁","price":"50.00","unit":"hour"},{"id":2,"name":"空调清洗","price":"120.00","unit":"unit"}]}`)
 
+// orders is a provider's order list: 20 orders with owners' phones in fields and in
+// free text, about 5 KB.
+var orders = func() []byte {
+	var b strings.Builder
+	b.WriteString(`{"code":0,"data":[`)
+	for i := range 20 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"orderId":"20261123%05d","service":"日常保洁","status":2,"price":"50.00",`+
+			`"owner":{"name":"张三","phone":"1381234%04d","address":"上海市浦东新区XX路%d号"},`+
+			`"remark":"到了请打 +86 139-1234-%04d 谢谢","staff":[{"name":"王阿姨","userPhone":"1860000%04d"}]}`, i, i, i, i, i)
+	}
+	b.WriteString(`]}`)
+	return []byte(b.String())
+}()
+
 func run(duration time.Duration, conns, threads int, cpuProfile string, profileRow int) error {
 	quiet := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	if _, err := exec.LookPath("redis-server"); err != nil {
@@ -56,6 +73,10 @@ func run(duration time.Duration, conns, threads int, cpuProfile string, profileR
 
 	upstream, err := serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/api/orders" {
+			_, _ = w.Write(orders)
+			return
+		}
 		_, _ = w.Write(payload)
 	}))
 	if err != nil {
@@ -74,7 +95,7 @@ func run(duration time.Duration, conns, threads int, cpuProfile string, profileR
 		return err
 	}
 
-	const key, signKey, signSecret = "loadtest-key", "loadtest-signing-key", "loadtest-secret"
+	const key, signKey, signSecret, maskedKey = "loadtest-key", "loadtest-signing-key", "loadtest-secret", "loadtest-provider-key"
 	devNull, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
 	if err != nil {
 		return err
@@ -97,12 +118,21 @@ tls: {mode: "off"}
 clients:
   - {id: loadtest, api_key_sha256: %q, roles: [app]}
   - {id: signer, api_key_sha256: %q, secret: %q, signature: hmac-sha256, roles: [app]}
-roles: {app: {allow: ["GET /api/services", "* /api/orders/**"]}}
+  - {id: provider, api_key_sha256: %q, roles: [provider]}
+roles:
+  app: {allow: ["GET /api/services", "GET /api/limited", "* /api/orders/**"]}
+  provider: {allow: ["* /api/orders/**"], mask: true}
+masking: {fields: [phone, mobile, userPhone, contactPhone], detect: [cn_mobile]}
 upstreams: {backend: {targets: ["http://%s"]}}
 routes:
   - {name: orders, match: "* /api/orders/**", upstream: backend}
   - {name: services, match: "GET /api/services", upstream: backend}
-`, redis, auth.HashKey(key), auth.HashKey(signKey), signSecret, upstream)
+  - {name: limited, match: "GET /api/limited", upstream: backend}
+# Limits high enough never to refuse: the rows measure the cost of deciding.
+rate_limits:
+  - {key: ip, routes: [limited], rate: 1000000/s, burst: 1000000}
+  - {key: client, routes: [limited], rate: 1000000/s, burst: 1000000}
+`, redis, auth.HashKey(key), auth.HashKey(signKey), signSecret, auth.HashKey(maskedKey), upstream)
 		cfg, err := config.Parse([]byte(yaml), func(string) (string, bool) { return "", false })
 		if err != nil {
 			return "", err
@@ -146,9 +176,13 @@ routes:
 		{"signgate API key + RBAC", "http://" + gw + "/api/services", key, ""},
 		{"signgate hmac, memory", "http://" + gw + "/api/services", signKey, signed},
 		{"signgate hmac, Redis", "http://" + gwRedis + "/api/services", signKey, signed},
+		{"signgate orders, unmasked", "http://" + gw + "/api/orders", key, ""},
+		{"signgate orders, masked", "http://" + gw + "/api/orders", maskedKey, ""},
+		{"signgate API key, local limit", "http://" + gw + "/api/limited", key, ""},
+		{"signgate API key, Redis limit", "http://" + gwRedis + "/api/limited", key, ""},
 	}
-	fmt.Printf("wrk -t%d -c%d -d%s --latency, HTTP/1.1 keep-alive, %d-byte JSON body, GOMAXPROCS=%s\n\n",
-		threads, conns, duration, len(payload), strconv.Itoa(runtime.GOMAXPROCS(0)))
+	fmt.Printf("wrk -t%d -c%d -d%s --latency, HTTP/1.1 keep-alive, %d-byte JSON body (orders: %d bytes), GOMAXPROCS=%s\n\n",
+		threads, conns, duration, len(payload), len(orders), strconv.Itoa(runtime.GOMAXPROCS(0)))
 	fmt.Printf("%-28s %12s %10s %10s\n", "target", "req/s", "p50", "p99")
 	var results []result
 	for i, t := range targets {
@@ -172,9 +206,12 @@ routes:
 		fmt.Printf("%-28s %12.0f %10s %10s\n", t.name, r.rps, r.p50, r.p99)
 	}
 	fmt.Printf("\nbare / direct:                 %.2f×\nsigngate API key / bare:       %.2f×\n"+
-		"signgate hmac memory / API key: %.2f×\nsigngate hmac Redis / API key:  %.2f×\n",
+		"signgate hmac memory / API key: %.2f×\nsigngate hmac Redis / API key:  %.2f×\n"+
+		"orders masked / unmasked:       %.2f×\n"+
+		"local limit / API key:          %.2f×\nRedis limit / API key:          %.2f×\n",
 		results[1].rps/results[0].rps, results[2].rps/results[1].rps,
-		results[3].rps/results[2].rps, results[4].rps/results[2].rps)
+		results[3].rps/results[2].rps, results[4].rps/results[2].rps, results[6].rps/results[5].rps,
+		results[7].rps/results[2].rps, results[8].rps/results[2].rps)
 	return nil
 }
 
