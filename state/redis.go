@@ -53,11 +53,12 @@ type RedisOptions struct {
 // Redis is the state store shared by every signgate instance through Redis (one
 // server, Sentinel or Cluster). It is safe for concurrent use.
 type Redis struct {
-	client  redis.UniversalClient
-	prefix  string
-	timeout time.Duration
-	cad     *redis.Script
-	desc    string
+	client   redis.UniversalClient
+	pipeline *autoPipeline
+	prefix   string
+	timeout  time.Duration
+	cad      *redis.Script
+	desc     string
 }
 
 // NewRedis returns a Redis store for o. It does not connect: a Redis that is down at
@@ -68,12 +69,14 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 	if err != nil {
 		return nil, err
 	}
+	client := redis.NewUniversalClient(uo)
 	return &Redis{
-		client:  redis.NewUniversalClient(uo),
-		prefix:  o.KeyPrefix,
-		timeout: uo.ReadTimeout,
-		cad:     redis.NewScript(compareAndDeleteLua),
-		desc:    describe(o),
+		client:   client,
+		pipeline: newAutoPipeline(client, uo.ReadTimeout),
+		prefix:   o.KeyPrefix,
+		timeout:  uo.ReadTimeout,
+		cad:      redis.NewScript(compareAndDeleteLua),
+		desc:     describe(o),
 	}, nil
 }
 
@@ -160,7 +163,17 @@ func (r *Redis) String() string { return r.desc }
 func (r *Redis) SetNX(ctx context.Context, key, value string, ttl time.Duration) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
-	ok, err := r.client.SetNX(ctx, r.prefix+key, value, redisTTL(ttl)).Result()
+	// Nonce checks are the per-request call: batched with their neighbours.
+	var cmd *redis.BoolCmd
+	if t := redisTTL(ttl); t > 0 {
+		cmd = redis.NewBoolCmd(ctx, "set", r.prefix+key, value, "px", t.Milliseconds(), "nx")
+	} else {
+		cmd = redis.NewBoolCmd(ctx, "setnx", r.prefix+key, value)
+	}
+	if err := r.pipeline.do(ctx, cmd); err != nil {
+		return false, wrap(ctx, "SETNX", err)
+	}
+	ok, err := cmd.Result()
 	if err != nil {
 		return false, wrap(ctx, "SETNX", err)
 	}
@@ -239,7 +252,7 @@ func (r *Redis) TTL(ctx context.Context, key string) (time.Duration, bool, error
 // on the same connection pool, such as the Redis rate limiter. Its calls get neither
 // the store's KeyPrefix nor its per-call timeout wrapper: the caller puts the prefix
 // on its keys. The client's socket timeouts (Timeout) still bound every call.
-func (r *Redis) Scripter() redis.Scripter { return r.client }
+func (r *Redis) Scripter() redis.Scripter { return pipelinedScripter{r.pipeline, r.client} }
 
 // Ping checks that Redis answers, for readiness.
 func (r *Redis) Ping(ctx context.Context) error {
@@ -253,7 +266,7 @@ func (r *Redis) Ping(ctx context.Context) error {
 
 // Close closes the connections to Redis.
 func (r *Redis) Close() error {
-	if err := r.client.Close(); err != nil {
+	if err := r.pipeline.close(r.client.Close); err != nil {
 		return fmt.Errorf("state: redis close: %w", err)
 	}
 	return nil
