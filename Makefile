@@ -16,8 +16,8 @@ build:
 run: build
 	./bin/signgate serve -config ""
 
-# The tests start their own redis-server on free loopback ports and stop it after;
-# scripts/test-deps installs it when missing.
+# The tests start their own redis-server and pebble (an ACME CA) on free loopback
+# ports and stop them after; scripts/test-deps installs them when missing.
 test: vet
 	scripts/test-deps
 	go test -race -count=1 ./...

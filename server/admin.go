@@ -21,6 +21,11 @@ func (s *Server) adminHandler(withPprof bool) http.Handler {
 			writeStatus(w, http.StatusServiceUnavailable, "not ready")
 			return
 		}
+		if !s.edge.Load().edge.Ready() {
+			// ACME: no certificate yet for every name, so handshakes would fail.
+			writeStatus(w, http.StatusServiceUnavailable, "certificates not ready")
+			return
+		}
 		if s.redis {
 			if err := s.deps.store.Ping(r.Context()); err != nil {
 				// Signed routes fail closed without Redis; the load balancer should

@@ -4,12 +4,16 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
+	"time"
+
+	"github.com/caddyserver/certmagic"
 
 	"github.com/signgate/signgate/config"
 	"github.com/signgate/signgate/tlsedge"
 )
 
-// edgeState is one tlsedge.Edge with its config and its file watcher.
+// edgeState is one tlsedge.Edge with its config and its background work (the cert
+// file watcher, or certmagic's cache and renewals).
 type edgeState struct {
 	tls     config.TLS
 	edge    *tlsedge.Edge
@@ -18,19 +22,42 @@ type edgeState struct {
 	stopped chan struct{}
 }
 
-func newEdge(tc config.TLS, logger *slog.Logger) (*edgeState, error) {
+// newEdge builds the certificate source for cfg's tls section. storage, when not nil,
+// holds ACME certificates shared by the fleet (Redis); otherwise tls.storage_dir does.
+func newEdge(cfg *config.Config, storage certmagic.Storage, logger *slog.Logger) (*edgeState, error) {
+	tc := cfg.TLS
 	e, err := tlsedge.New(tlsedge.Options{
 		Mode:       tc.Mode,
 		MinVersion: tc.MinVersion,
 		CertFile:   tc.CertFile,
 		KeyFile:    tc.KeyFile,
 		Hosts:      tc.Domains,
+		Domains:    tc.Domains,
+		Email:      tc.Email,
+		CA:         tc.CA,
+		CARoot:     tc.CARoot,
+		StorageDir: tc.StorageDir,
+		Storage:    storage,
+		Listen:     cfg.Server.Listen,
+		HTTPListen: cfg.Server.HTTPListen,
 		Logger:     logger,
 	})
 	if err != nil {
 		return nil, err
 	}
 	return &edgeState{tls: tc, edge: e, conf: e.TLSConfig()}, nil
+}
+
+// waitReady waits until the edge has a certificate for every name, up to limit.
+func (e *edgeState) waitReady(limit time.Duration) bool {
+	deadline := time.Now().Add(limit)
+	for !e.edge.Ready() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return true
 }
 
 func (e *edgeState) start() {

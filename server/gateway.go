@@ -259,6 +259,12 @@ func (g *gateway) start() {
 	}
 }
 
+// retireUnshared stops the pools a never-started gateway next built that g does not
+// share: the clean-up of a reload abandoned after buildGateway.
+func (g *gateway) retireUnshared(next *gateway) {
+	next.retire(g)
+}
+
 // retire stops the pools of g that next does not use (next may be nil: stop all).
 // Requests still in flight on g keep working: the pools only lose their health
 // checkers, and the shared transport stays.

@@ -18,6 +18,10 @@ import (
 // are both seen, which an inotify watch on the file itself would miss.
 const watchInterval = time.Second
 
+// edgeReadyWait bounds how long a reload that changes the tls section waits for its
+// certificates before giving up and keeping the running ones.
+const edgeReadyWait = 30 * time.Second
+
 // SetConfigSource tells the server how to read its config again on Reload, and which
 // file to watch for change ("" watches nothing). Call it before Serve.
 func (s *Server) SetConfigSource(load func() (*config.Config, error), watchPath string) {
@@ -69,7 +73,7 @@ func (s *Server) apply(cfg *config.Config) error {
 	edge := oldEdge
 	if !reflect.DeepEqual(oldEdge.tls, cfg.TLS) && (oldEdge.conf == nil) == (cfg.TLS.Mode == "off") {
 		var err error
-		if edge, err = newEdge(cfg.TLS, s.logger); err != nil {
+		if edge, err = newEdge(cfg, s.certStorage, s.logger); err != nil {
 			return fmt.Errorf("tls: %w", err)
 		}
 	}
@@ -79,6 +83,13 @@ func (s *Server) apply(cfg *config.Config) error {
 	}
 	if edge != oldEdge {
 		edge.start()
+		// Swap only once the new source has its certificates (at once for files
+		// and self-signed; an ACME order for a new name can take a while).
+		if !edge.waitReady(edgeReadyWait) {
+			edge.close()
+			old.retireUnshared(gw)
+			return fmt.Errorf("tls: the new certificates were not ready within %v; the running TLS setup keeps serving", edgeReadyWait)
+		}
 		s.edge.Store(edge)
 		oldEdge.close()
 	}

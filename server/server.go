@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/caddyserver/certmagic"
+
 	"github.com/signgate/signgate/config"
 	"github.com/signgate/signgate/mask"
 	"github.com/signgate/signgate/proxy"
@@ -40,6 +42,8 @@ type Server struct {
 	stopped   bool
 
 	closeAudit func() error
+	// certStorage is the fleet's ACME storage (Redis), kept for the edges reloads build.
+	certStorage certmagic.Storage
 
 	gw    atomic.Pointer[gateway]
 	ready atomic.Bool
@@ -68,16 +72,22 @@ func New(cfg *config.Config, logger *slog.Logger) (s *Server, err error) {
 		return nil, err
 	}
 	cleanup = append(cleanup, closeAudit)
-	edge, err := newEdge(cfg.TLS, logger)
-	if err != nil {
-		return nil, err
-	}
 	store, err := newStore(cfg.Redis)
 	if err != nil {
 		return nil, err
 	}
 	cleanup = append(cleanup, store.Close)
-	s = &Server{cfg: cfg, logger: logger, metrics: newMetrics(), redis: len(cfg.Redis.Addrs) > 0}
+	// With Redis, ACME certificates, account and locks live there too, so a fleet
+	// obtains and renews one certificate between them.
+	var certStorage certmagic.Storage
+	if r, ok := store.(*state.Redis); ok {
+		certStorage = tlsedge.NewRedisStorage(r.Client(), tlsedge.RedisStorageOptions{KeyPrefix: cfg.Redis.KeyPrefix, Logger: logger})
+	}
+	edge, err := newEdge(cfg, certStorage, logger)
+	if err != nil {
+		return nil, err
+	}
+	s = &Server{cfg: cfg, logger: logger, metrics: newMetrics(), redis: len(cfg.Redis.Addrs) > 0, certStorage: certStorage}
 	s.edge.Store(edge)
 	s.deps = deps{
 		logger:    logger,
@@ -198,7 +208,11 @@ func (s *Server) Listen() error {
 		if _, port, _ := net.SplitHostPort(httpsAddr); port == "0" {
 			httpsAddr = s.mainLn.Addr().String()
 		}
-		s.redirect.Handler = tlsedge.RedirectHandler(httpsAddr)
+		redirect := tlsedge.RedirectHandler(httpsAddr)
+		// ACME HTTP-01 challenges are answered here, by whichever edge is current.
+		s.redirect.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.edge.Load().edge.HTTPChallengeHandler(redirect).ServeHTTP(w, r)
+		})
 		if s.redirectLn, err = net.Listen("tcp", s.cfg.Server.HTTPListen); err != nil {
 			s.mainLn.Close()
 			s.adminLn.Close()

@@ -254,6 +254,10 @@ func (r *Redis) TTL(ctx context.Context, key string) (time.Duration, bool, error
 // on its keys. The client's socket timeouts (Timeout) still bound every call.
 func (r *Redis) Scripter() redis.Scripter { return pipelinedScripter{r.pipeline, r.client} }
 
+// Client returns the underlying client, for callers that need more than Scripter, such
+// as tlsedge.RedisStorage. As with Scripter, the caller prefixes its own keys.
+func (r *Redis) Client() redis.UniversalClient { return r.client }
+
 // Ping checks that Redis answers, for readiness.
 func (r *Redis) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)

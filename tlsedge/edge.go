@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync/atomic"
 	"time"
+
+	"github.com/caddyserver/certmagic"
 )
 
 // Options configures an Edge. The server fills it from the tls section of config.yaml.
@@ -22,6 +25,28 @@ type Options struct {
 	// PollInterval is how often files mode checks the files for change; 0 means 2s.
 	PollInterval time.Duration
 	Logger       *slog.Logger // nil means slog.Default()
+
+	// Domains are the names acme mode obtains certificates for (tls.domains).
+	Domains []string
+	// Email is the ACME account's contact (tls.email); the CA writes to it about
+	// expiring certificates and account problems.
+	Email string
+	// CA is the ACME directory URL (tls.ca); "" means Let's Encrypt production.
+	CA string
+	// CARoot is the path of a PEM file of roots to trust for the CA's own HTTPS
+	// endpoint (tls.ca_root), for a private or test CA; "" means the system roots.
+	CARoot string
+	// StorageDir is where acme mode keeps certificates, keys and the ACME account when
+	// Storage is nil (tls.storage_dir).
+	StorageDir string
+	// Storage, when set, replaces the files under StorageDir: a RedisStorage shared
+	// by every instance, so they obtain and renew one certificate between them.
+	Storage certmagic.Storage
+	// Listen and HTTPListen are server.listen and server.http_listen. Acme mode
+	// answers TLS-ALPN-01 on Listen and HTTP-01 on HTTPListen (through
+	// HTTPChallengeHandler), and tells certmagic so, which then never opens ports of
+	// its own. HTTPListen "" turns HTTP-01 off.
+	Listen, HTTPListen string
 }
 
 const (
@@ -32,9 +57,6 @@ const (
 
 	defaultPollInterval = 2 * time.Second
 )
-
-// ErrACMEUnsupported is returned by New for mode "acme" until certmagic is wired in.
-var ErrACMEUnsupported = errors.New(`tls.mode "acme" is not yet supported`)
 
 // tls12CipherSuites are the only TLS 1.2 suites offered: forward secrecy (ECDHE) and
 // AEAD only. CBC suites (Lucky13-style padding oracles) and RSA key exchange (no
@@ -61,6 +83,7 @@ type Edge struct {
 	cert atomic.Pointer[tls.Certificate]
 
 	files *fileSource // files mode only
+	acme  *acmeSource // acme mode only
 }
 
 // ParseMinVersion maps the config's min_version ("1.2" or "1.3") to its tls constant.
@@ -89,9 +112,7 @@ func New(o Options) (*Edge, error) {
 	case modeOff:
 		log.Info("tls off: the edge listener serves plain HTTP", "tls_mode", o.Mode)
 		return e, nil
-	case modeACME:
-		return nil, ErrACMEUnsupported
-	case modeSelfSigned, modeFiles:
+	case modeSelfSigned, modeFiles, modeACME:
 	default:
 		return nil, fmt.Errorf(`tls.mode %q: want "self_signed", "files", "acme" or "off"`, o.Mode)
 	}
@@ -106,6 +127,12 @@ func New(o Options) (*Edge, error) {
 	}
 	e.minVersion = v
 
+	if o.Mode == modeACME {
+		if e.acme, err = newACMESource(o, log); err != nil {
+			return nil, err
+		}
+		return e, nil
+	}
 	if o.Mode == modeSelfSigned {
 		cert, err := SelfSigned(o.Hosts, time.Now())
 		if err != nil {
@@ -138,9 +165,20 @@ func New(o Options) (*Edge, error) {
 // Each call returns a new config, so the caller may change it. Leave Certificates
 // empty: Go uses Certificates instead of GetCertificate for clients that send no SNI
 // (anyone connecting by IP address), which would bypass reloads.
+//
+// In acme mode GetCertificate is certmagic's, which also answers the CA's TLS-ALPN-01
+// validation handshakes, and NextProtos ends with "acme-tls/1" for them.
 func (e *Edge) TLSConfig() *tls.Config {
 	if e.mode == modeOff {
 		return nil
+	}
+	if e.acme != nil {
+		return &tls.Config{
+			MinVersion:     e.minVersion,
+			NextProtos:     append([]string(nil), acmeNextProtos...),
+			CipherSuites:   append([]uint16(nil), tls12CipherSuites...),
+			GetCertificate: e.acme.getCertificate,
+		}
 	}
 	return &tls.Config{
 		MinVersion:     e.minVersion,
@@ -161,13 +199,45 @@ func (e *Edge) getCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
 
 // Run keeps the certificate current until ctx is done. In files mode it polls the
 // cert and key files every PollInterval and swaps in a changed pair; a pair that does
-// not load is logged at error and the current certificate kept. In the other modes
-// there is nothing to watch and Run just waits for ctx, so the caller can start it the
-// same way whatever the mode. Call it once per Edge.
+// not load is logged at error and the current certificate kept. In acme mode it starts
+// certmagic, which loads the certificates from storage or obtains them from the CA in
+// the background (Run does not wait for that: see Ready), renews them and staples
+// OCSP; certmagic stops when ctx ends. In the other modes there is nothing to watch
+// and Run just waits for ctx, so the caller can start it the same way whatever the
+// mode. Call it once per Edge, after the listeners are bound.
 func (e *Edge) Run(ctx context.Context) {
-	if e.files == nil {
+	switch {
+	case e.files != nil:
+		e.files.run(ctx, e)
+	case e.acme != nil:
+		e.acme.run(ctx, e.log)
+	default:
 		<-ctx.Done()
-		return
 	}
-	e.files.run(ctx, e)
+}
+
+// Ready reports whether the Edge has a certificate to serve: in acme mode, once one
+// is loaded for every domain (until then handshakes fail and /readyz should say 503);
+// in the other modes always.
+func (e *Edge) Ready() bool {
+	if e.acme != nil {
+		return e.acme.isReady()
+	}
+	return true
+}
+
+// HTTPChallengeHandler returns next wrapped so that, in acme mode, ACME HTTP-01
+// validation requests (/.well-known/acme-challenge/…) are answered, whichever
+// instance sharing the storage started the challenge; everything else goes to next.
+// In the other modes it returns next. The server puts it around the HTTP→HTTPS
+// redirect on server.http_listen.
+func (e *Edge) HTTPChallengeHandler(next http.Handler) http.Handler {
+	if e.acme == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !e.acme.handleHTTPChallenge(w, r) {
+			next.ServeHTTP(w, r)
+		}
+	})
 }

@@ -2,7 +2,6 @@ package tlsedge
 
 import (
 	"crypto/tls"
-	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -40,7 +39,13 @@ func TestNewRefuses(t *testing.T) {
 		opts    Options
 		wantErr string
 	}{
-		{"acme until its issue lands", Options{Mode: "acme"}, `tls.mode "acme" is not yet supported`},
+		{"acme without domains", Options{Mode: "acme", StorageDir: "/tmp/x"}, "tls.domains: at least one domain is required"},
+		{"acme wildcard", Options{Mode: "acme", Domains: []string{"*.example.com"}, StorageDir: "/tmp/x"}, "tls.domains[0]: \"*.example.com\": wildcard certificates need the DNS-01 challenge"},
+		{"acme domain with a port", Options{Mode: "acme", Domains: []string{"a.test", "b.test:443"}, StorageDir: "/tmp/x"}, `tls.domains[1]: "b.test:443" is not a host name`},
+		{"acme without storage", Options{Mode: "acme", Domains: []string{"a.test"}}, "tls.storage_dir: required"},
+		{"acme with a missing ca_root", Options{Mode: "acme", Domains: []string{"a.test"}, StorageDir: "/tmp/x", CARoot: "/nonexistent/root.pem"}, "tls.ca_root: open /nonexistent/root.pem"},
+		{"acme with a ca_root that is not PEM", Options{Mode: "acme", Domains: []string{"a.test"}, StorageDir: "/tmp/x", CARoot: "/dev/null"}, "tls.ca_root: /dev/null holds no PEM certificate"},
+		{"acme with TLS 1.1 minimum", Options{Mode: "acme", Domains: []string{"a.test"}, StorageDir: "/tmp/x", MinVersion: "1.1"}, `tls.min_version: unsupported TLS version "1.1"`},
 		{"unknown mode", Options{Mode: "selfsigned"}, `tls.mode "selfsigned"`},
 		{"empty mode", Options{}, `tls.mode ""`},
 		{"TLS 1.1 minimum", Options{Mode: "self_signed", MinVersion: "1.1"}, `tls.min_version: unsupported TLS version "1.1"`},
@@ -58,13 +63,6 @@ func TestNewRefuses(t *testing.T) {
 				t.Errorf("New error = %q, want it to contain %q", err, tt.wantErr)
 			}
 		})
-	}
-}
-
-func TestACMEErrorIsSentinel(t *testing.T) {
-	_, err := New(Options{Mode: "acme"})
-	if !errors.Is(err, ErrACMEUnsupported) || err.Error() != `tls.mode "acme" is not yet supported` {
-		t.Errorf("New(acme) error = %v, want ErrACMEUnsupported", err)
 	}
 }
 

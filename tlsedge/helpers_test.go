@@ -58,10 +58,26 @@ func newEdge(t *testing.T, o Options) *Edge {
 // its own cert, which Go serves instead of GetCertificate to clients without SNI.
 func serve(t *testing.T, cfg *tls.Config) string {
 	t.Helper()
+	ln := listen(t)
+	serveOn(t, ln, cfg)
+	return ln.Addr().String()
+}
+
+// listen binds a free 127.0.0.1 port and closes it when t ends. ACME tests bind
+// before New, as the server does, so the Edge can be told its listen address.
+func listen(t *testing.T) net.Listener {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = ln.Close() })
+	return ln
+}
+
+// serveOn is serve on a listener the caller bound.
+func serveOn(t *testing.T, ln net.Listener, cfg *tls.Config) {
+	t.Helper()
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			_, _ = io.WriteString(w, r.Proto)
@@ -73,7 +89,6 @@ func serve(t *testing.T, cfg *tls.Config) string {
 	}
 	go func() { _ = srv.ServeTLS(ln, "", "") }()
 	t.Cleanup(func() { _ = srv.Close() })
-	return ln.Addr().String()
 }
 
 // handshake completes a TLS handshake with addr and returns what was negotiated.
