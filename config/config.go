@@ -158,6 +158,9 @@ type Route struct {
 	Daojia      string `yaml:"daojia"` // "relay"
 	Verify      string `yaml:"verify"` // "" (the client's scheme) | hmac-sha256 | daojia-md5
 	MaskRequest bool   `yaml:"mask_request"`
+	// Public routes take no API key: health pages, static terms, open service lists.
+	// Rate limits by ip still apply.
+	Public bool `yaml:"public"`
 
 	// Pattern is Match parsed at load time.
 	Pattern route.Pattern `yaml:"-"`

@@ -332,6 +332,9 @@ func (v *validator) routes(c *Config) {
 				v.addf(p+".upstream", "unknown upstream %q", rt.Upstream)
 			}
 		}
+		if rt.Public && (rt.Verify != "" || rt.Daojia != "") {
+			v.addf(p+".public", "a public route takes no credentials: it cannot also have verify or daojia")
+		}
 		if rt.Verify != "" && rt.Verify != "hmac-sha256" && rt.Verify != "daojia-md5" {
 			v.addf(p+".verify", "want hmac-sha256 or daojia-md5 (or leave it out for the client's own scheme), got %q", rt.Verify)
 		}

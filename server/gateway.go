@@ -193,6 +193,9 @@ func buildGateway(cfg *config.Config, d deps, prev *gateway) (*gateway, error) {
 		case rt.Daojia == "relay":
 			h = relay.Relay(relayPrefix(rt.Match))
 			mws = append(mws, limitBefore, authenticate(keys, verifier, rt.Verify), authorize, limitAfter)
+		case rt.Public:
+			h = pools[rt.Upstream].pool
+			mws = append(mws, limitBefore)
 		case rt.Verify == "daojia-md5":
 			h = pools[rt.Upstream].pool
 			mws = append(mws, limitBefore, verifyDaojiaCallback(verifier, cfg.Daojia.ServiceKey, cfg.Daojia.ServiceSecret), limitAfter)

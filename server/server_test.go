@@ -523,3 +523,20 @@ func TestPanicAnswers500Envelope(t *testing.T) {
 		t.Fatalf("panic log %v, want the stack", panics)
 	}
 }
+
+func TestPublicRouteNeedsNoKey(t *testing.T) {
+	up := seenHeaders(t)
+	g := startGateway(t, fmt.Sprintf(`
+server: {listen: "127.0.0.1:0", http_listen: "", admin_listen: "127.0.0.1:0"}
+tls: {mode: self_signed}
+upstreams: {backend: {targets: [%q]}}
+routes: [{name: public, match: "GET /public/**", upstream: backend, public: true}]
+`, up.URL))
+	resp, body := g.do(t, "GET", "/public/terms", "", nil, "X-Api-Key", "ignored-and-stripped")
+	if resp.StatusCode != 200 {
+		t.Fatalf("public route: %d %s", resp.StatusCode, body)
+	}
+	if strings.Contains(string(body), "ignored-and-stripped") || strings.Contains(string(body), "X-Signgate-Client") {
+		t.Errorf("the upstream saw a key or a client on a public route: %s", body)
+	}
+}
