@@ -150,6 +150,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	watch := ""
 	if !embedded {
 		watch = *path
+		warnIfReadableByOthers(logger, *path)
 	}
 	srv.SetConfigSource(reload, watch)
 	hup := make(chan os.Signal, 1)
@@ -247,6 +248,19 @@ func startDemoServers(cfg *config.Config, logger *slog.Logger) (func(), error) {
 		return nil, err
 	}
 	return stop, nil
+}
+
+// warnIfReadableByOthers warns when the config file can be read by users other than
+// its owner and group: it may hold secrets inline (and always holds key hashes).
+func warnIfReadableByOthers(logger *slog.Logger, path string) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return
+	}
+	if perm := fi.Mode().Perm(); perm&0o004 != 0 {
+		logger.Warn("the config file is readable by every user on this host; it may hold secrets: chmod o-r it",
+			"path", path, "mode", fmt.Sprintf("%04o", perm))
+	}
 }
 
 func newLogger(w io.Writer, lc config.Log) *slog.Logger {

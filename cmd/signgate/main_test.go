@@ -152,9 +152,10 @@ func TestSign(t *testing.T) {
 
 // gatewayProcess starts `signgate serve` and waits for its "serving" log line.
 type gatewayProcess struct {
-	cmd    *exec.Cmd
-	listen string
-	lines  chan map[string]any
+	cmd        *exec.Cmd
+	listen     string
+	lines      chan map[string]any
+	sawWarning bool // a "readable by every user" warning came before "serving"
 }
 
 func startProcess(t *testing.T, env []string, args ...string) *gatewayProcess {
@@ -187,6 +188,9 @@ func startProcess(t *testing.T, env []string, args ...string) *gatewayProcess {
 		case m, ok := <-p.lines:
 			if !ok {
 				t.Fatal("signgate exited before serving")
+			}
+			if msg, _ := m["msg"].(string); strings.Contains(msg, "readable by every user") {
+				p.sawWarning = true
 			}
 			if m["msg"] == "serving" {
 				p.listen = m["listen"].(string)
@@ -298,7 +302,13 @@ roles: {app: {allow: ["* /api/**"]}}
 upstreams: {backend: {targets: ["http://127.0.0.1:1"]}}
 routes: [{name: api, match: "* /api/**", upstream: backend}]
 `, auth.HashKey("k")))
+	if err := os.Chmod(cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	p := startProcess(t, nil, "serve", "-config", cfg)
+	if !p.sawWarning {
+		t.Error("no warning that the config file is readable by every user")
+	}
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
