@@ -177,7 +177,12 @@ func startProcess(t *testing.T, env []string, args ...string) *gatewayProcess {
 		for sc.Scan() {
 			var m map[string]any
 			if json.Unmarshal(sc.Bytes(), &m) == nil {
-				p.lines <- m
+				// Never block the gateway: a full pipe would stall its logging, and
+				// with it every request. Lines nobody waits for are dropped.
+				select {
+				case p.lines <- m:
+				default:
+				}
 			}
 		}
 		close(p.lines)
