@@ -44,9 +44,13 @@ fuzz:
 bench:
 	go test -run='^$$' -bench=. -benchmem ./...
 
-# Upstream directly vs a bare httputil.ReverseProxy vs signgate, on this machine.
+# signgate side by side with nginx, Caddy and a bare httputil.ReverseProxy, each pinned
+# to one core, wrk and the upstream on the other; installs wrk, nginx and caddy when
+# missing and writes the table into docs/performance.md. Takes about a quarter of an
+# hour; LOADTEST_FLAGS="-rows 5,6 -duration 2s -repeat 1" for a quick look.
 loadtest:
-	go run ./internal/loadtest $(LOADTEST_FLAGS)
+	scripts/loadtest-deps
+	go run ./internal/loadtest -write-doc $(LOADTEST_FLAGS)
 
 lint: vet
 	@command -v staticcheck >/dev/null && staticcheck ./... || echo "staticcheck not installed; go vet and gofmt ran"

@@ -1,0 +1,155 @@
+package main
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/signgate/signgate/tlsedge"
+)
+
+// lab is what every row shares: the work directory, the binaries, the certificate,
+// and the servers on core 0 (the upstream always; redis-server and the 58到家 sandbox
+// when a selected row needs them).
+type lab struct {
+	dir      string
+	self     string // this binary: `upstream` and `bare` subcommands
+	signgate string // built from ./cmd/signgate
+	cert     string // PEM files of the one self-signed certificate every TLS row uses
+	key      string
+
+	upstream      string // host:port of the plain-HTTP upstream on core 0
+	upstreamAdmin string
+	upstreamProc  *proc
+	redis         string // host:port, "" when no row needs it
+	redisProc     *proc
+	sandbox       string // base URL, "" when no row needs it
+	sandboxProc   *proc
+}
+
+// newLab builds signgate, writes the certificate and starts the servers the selected
+// rows need on core 0.
+func newLab(dir, moduleRoot string, rows []row) (*lab, error) {
+	l := &lab{dir: dir}
+	var err error
+	if l.self, err = os.Executable(); err != nil {
+		return nil, err
+	}
+	l.signgate = filepath.Join(dir, "signgate")
+	build := exec.Command("go", "build", "-trimpath", "-o", l.signgate, "./cmd/signgate")
+	build.Dir = moduleRoot
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go build ./cmd/signgate: %v\n%s", err, out)
+	}
+	if err := l.writeCert(); err != nil {
+		return nil, err
+	}
+
+	if l.upstream, err = freeAddr(); err != nil {
+		return nil, err
+	}
+	if l.upstreamAdmin, err = freeAddr(); err != nil {
+		return nil, err
+	}
+	if l.upstreamProc, err = startPinned(dir, "upstream", loadCore, []string{"GOMAXPROCS=1"},
+		l.self, "upstream", "-listen", l.upstream, "-admin", l.upstreamAdmin); err != nil {
+		return nil, err
+	}
+	if err := l.upstreamProc.waitListening(l.upstream); err != nil {
+		return nil, err
+	}
+
+	var needRedis, needSandbox bool
+	for _, r := range rows {
+		needRedis = needRedis || r.setup.redis
+		needSandbox = needSandbox || r.setup.relay
+	}
+	if needRedis {
+		if l.redis, err = freeAddr(); err != nil {
+			return nil, err
+		}
+		port := l.redis[strings.LastIndexByte(l.redis, ':')+1:]
+		if l.redisProc, err = startPinned(dir, "redis", loadCore, nil,
+			"redis-server", "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"); err != nil {
+			return nil, err
+		}
+		if err := l.redisProc.waitListening(l.redis); err != nil {
+			return nil, err
+		}
+	}
+	if needSandbox {
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		// Without -config the sandbox knows the demo partner, 2801209652/testSecret123,
+		// which the relay rows' config uses.
+		if l.sandboxProc, err = startPinned(dir, "sandbox", loadCore, []string{"GOMAXPROCS=1"},
+			l.signgate, "sandbox", "-listen", addr); err != nil {
+			return nil, err
+		}
+		if err := l.sandboxProc.waitListening(addr); err != nil {
+			return nil, err
+		}
+		l.sandbox = "http://" + addr
+	}
+	return l, nil
+}
+
+func (l *lab) close() {
+	l.sandboxProc.stop()
+	l.redisProc.stop()
+	l.upstreamProc.stop()
+}
+
+// writeCert writes one self-signed certificate for 127.0.0.1 as PEM, for the TLS
+// upstream, nginx, Caddy and signgate alike.
+func (l *lab) writeCert() error {
+	c, err := tlsedge.SelfSigned(nil, time.Now())
+	if err != nil {
+		return err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		return err
+	}
+	l.cert, l.key = filepath.Join(l.dir, "tls.crt"), filepath.Join(l.dir, "tls.key")
+	if err := os.WriteFile(l.cert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}), 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(l.key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
+}
+
+// requireTools fails with what to install when a program a selected row runs is
+// missing: no row is skipped silently.
+func requireTools(rows []row) error {
+	need := map[string]string{"taskset": "util-linux", "wrk": "wrk", "go": "the Go toolchain"}
+	for _, r := range rows {
+		switch r.system {
+		case sysNginx:
+			need["nginx"] = "nginx-light (or nginx)"
+		case sysCaddy:
+			need["caddy"] = "caddy"
+		}
+		if r.setup.redis {
+			need["redis-server"] = "redis-server"
+		}
+	}
+	var missing, pkgs []string
+	for tool, pkg := range need {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, tool)
+			pkgs = append(pkgs, pkg)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing %s: run scripts/loadtest-deps, or install %s (Debian: apt-get install -y --no-install-recommends wrk nginx-light caddy redis-server util-linux), or leave those rows out with -rows",
+			strings.Join(missing, ", "), strings.Join(pkgs, ", "))
+	}
+	return nil
+}

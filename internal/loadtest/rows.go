@@ -1,0 +1,113 @@
+package main
+
+// row is one line of the table: a system under test, TLS or not, and the request wrk
+// sends through it.
+type row struct {
+	id     string // what -rows names: "1", "1tls", "lat5"
+	num    string // the row number of issue 8, for the table
+	name   string
+	system system
+	tls    bool
+	setup  signgateSetup
+	req    request
+	// oneConn rows measure latency at one connection (wrk -t1 -c1), not throughput.
+	oneConn bool
+	// sameCore puts the system under test on the load core too, with wrk and the
+	// upstream: a latency row without the cross-core wake-ups of the split layout.
+	sameCore bool
+}
+
+// proxyCore is the core the row's system under test runs on.
+func (r row) proxyCore() string {
+	if r.sameCore {
+		return loadCore
+	}
+	return proxyCore
+}
+
+// signgateSetup is what a signgate row needs around it.
+type signgateSetup struct {
+	redis bool // state (nonces, and so rate limits) in redis-server
+	relay bool // the 58到家 relay route, to the sandbox
+}
+
+// request is what wrk sends.
+type request struct {
+	path   string
+	apiKey string // X-Api-Key
+	// secret, when set, signs every request (hmac-sha256, a fresh nonce each) ahead
+	// of the run; a wrk Lua script hands each out once.
+	secret string
+	post   string // a POST body (JSON); "" is GET
+}
+
+// The paths of the signgate config's routes (startSigngate): one route per feature set.
+const (
+	pathServices = "/api/services" // API key + RBAC
+	pathPublic   = "/api/public"   // public: true
+	pathLimited  = "/api/limited"  // + ip and client rate limits
+	pathRelay    = "/daojia/serviceUser/getAllServiceUser"
+)
+
+// allRows is the table, in the order it runs and prints.
+var allRows = []row{
+	{id: "1", num: "1", name: "upstream direct", system: sysDirect, req: request{path: pathServices}},
+	{id: "2", num: "2", name: "bare httputil.ReverseProxy (proxy.Pool)", system: sysBare, req: request{path: pathServices}},
+	{id: "3", num: "3", name: "nginx proxy_pass, keepalive 64", system: sysNginx, req: request{path: pathServices}},
+	{id: "4", num: "4", name: "Caddy reverse_proxy", system: sysCaddy, req: request{path: pathServices}},
+	{id: "5", num: "5", name: "signgate, plain route (public: true)", system: sysSigngate, req: request{path: pathPublic}},
+	{id: "6", num: "6", name: "signgate, API key + RBAC", system: sysSigngate, req: request{path: pathServices, apiKey: appKey}},
+	{id: "7", num: "7", name: "signgate, + local rate limit (ip + client)", system: sysSigngate, req: request{path: pathLimited, apiKey: appKey}},
+	{id: "8", num: "8", name: "signgate, + hmac-sha256; nonces and limits in Redis", system: sysSigngate,
+		setup: signgateSetup{redis: true}, req: request{path: pathLimited, apiKey: signerKey, secret: signerSecret}},
+	{id: "9", num: "9", name: "signgate, + masking a 4 KB order list", system: sysSigngate,
+		setup: signgateSetup{redis: true}, req: request{path: ordersPath, apiKey: providerKey, secret: providerSecret}},
+	{id: "10", num: "10", name: "signgate, 58到家 relay, cached token, sandbox", system: sysSigngate,
+		setup: signgateSetup{relay: true}, req: request{path: pathRelay, apiKey: appKey, post: "{}"}},
+
+	{id: "1tls", num: "1", name: "upstream direct", system: sysDirect, tls: true, req: request{path: pathServices}},
+	{id: "3tls", num: "3", name: "nginx proxy_pass, keepalive 64", system: sysNginx, tls: true, req: request{path: pathServices}},
+	{id: "4tls", num: "4", name: "Caddy reverse_proxy", system: sysCaddy, tls: true, req: request{path: pathServices}},
+	{id: "5tls", num: "5", name: "signgate, plain route (public: true)", system: sysSigngate, tls: true, req: request{path: pathPublic}},
+	{id: "6tls", num: "6", name: "signgate, API key + RBAC", system: sysSigngate, tls: true, req: request{path: pathServices, apiKey: appKey}},
+
+	{id: "lat1", num: "1", name: "upstream direct", system: sysDirect, oneConn: true, req: request{path: pathServices}},
+	// For reference: what the extra hop to the proxy core costs a bare Go proxy and nginx.
+	{id: "lat2", num: "2", name: "bare httputil.ReverseProxy", system: sysBare, oneConn: true, req: request{path: pathServices}},
+	{id: "lat3", num: "3", name: "nginx", system: sysNginx, oneConn: true, req: request{path: pathServices}},
+	{id: "lat5", num: "5", name: "signgate, plain route", system: sysSigngate, oneConn: true, req: request{path: pathPublic}},
+	{id: "lat6", num: "6", name: "signgate, API key + RBAC", system: sysSigngate, oneConn: true, req: request{path: pathServices, apiKey: appKey}},
+	// The same on one core: what the proxy itself adds, without the hop between cores.
+	{id: "lat3c", num: "3", name: "nginx", system: sysNginx, oneConn: true, sameCore: true, req: request{path: pathServices}},
+	{id: "lat5c", num: "5", name: "signgate, plain route", system: sysSigngate, oneConn: true, sameCore: true, req: request{path: pathPublic}},
+	{id: "lat6c", num: "6", name: "signgate, API key + RBAC", system: sysSigngate, oneConn: true, sameCore: true, req: request{path: pathServices, apiKey: appKey}},
+}
+
+func rowIDs() []string {
+	ids := make([]string, len(allRows))
+	for i, r := range allRows {
+		ids[i] = r.id
+	}
+	return ids
+}
+
+func rowByID(id string) (row, bool) {
+	for _, r := range allRows {
+		if r.id == id {
+			return r, true
+		}
+	}
+	return row{}, false
+}
+
+// directID is the row whose req/s the ratio of r is taken against: the direct call
+// in the same TLS mode.
+func (r row) directID() string {
+	switch {
+	case r.oneConn:
+		return "lat1"
+	case r.tls:
+		return "1tls"
+	}
+	return "1"
+}

@@ -1,0 +1,287 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// measured is one row's result: the median of its runs, column by column.
+type measured struct {
+	row       row
+	rps       float64
+	p50, p99  time.Duration
+	cpuPer10k time.Duration // the system under test's CPU time per 10 000 requests
+	rss       int64         // at the end of the run
+	allocs    float64       // heap allocations per request; -1 when unknown
+	errors    []string      // wrk's socket errors, when any run had some
+}
+
+func run(ctx context.Context, o options) error {
+	var rows []row
+	for _, r := range allRows {
+		if o.rows == nil || o.rows[r.id] {
+			rows = append(rows, r)
+		}
+	}
+	if err := requireTools(rows); err != nil {
+		return err
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "signgate-loadtest-")
+	if err != nil {
+		return err
+	}
+	// nginx's workers drop root for nobody and must reach their temp paths below.
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return err
+	}
+	if o.keep {
+		fmt.Fprintln(os.Stderr, "loadtest: keeping", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	started := time.Now()
+	loadBefore := loadAverage()
+	fmt.Fprintln(os.Stderr, "loadtest: building signgate and starting the upstream on core", loadCore)
+	l, err := newLab(dir, root, rows)
+	if err != nil {
+		return err
+	}
+	defer l.close()
+
+	// Rounds rather than rows: every row runs once, then every row again, so a burst
+	// of other work on the machine lands on one run of many rows, not on every run of
+	// one row, and the medians stay comparable.
+	runs := make([][]measured, len(rows))
+	for round := range o.repeat {
+		for i, r := range rows {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "loadtest: round %d/%d, row %s: %s%s\n", round+1, o.repeat, r.id, r.name, tlsSuffix(r.tls))
+			profile := round == 0 && o.cpuProfile != "" && r.id == o.profileRow
+			m, err := l.measure(ctx, o, r, i*100+round*10, profile)
+			if err != nil {
+				return fmt.Errorf("row %s (%s%s): %w", r.id, r.name, tlsSuffix(r.tls), err)
+			}
+			fmt.Fprintf(os.Stderr, "loadtest:   %.0f req/s, p50 %s, p99 %s, %s CPU s per 10k, RSS %s\n",
+				m.rps, fmtLatency(m.p50), fmtLatency(m.p99), fmtCPU(m.cpuPer10k), fmtBytes(m.rss))
+			runs[i] = append(runs[i], m)
+		}
+	}
+	results := make([]measured, len(rows))
+	for i := range rows {
+		results[i] = median(runs[i])
+	}
+
+	rep := report{
+		opts: o, results: results, started: started, took: time.Since(started),
+		machine: describeMachine(), loadBefore: loadBefore, loadAfter: loadAverage(),
+	}
+	text := rep.markdown()
+	fmt.Print(text)
+	if o.writeDoc {
+		path := o.doc
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(root, path)
+		}
+		if err := writeDoc(path, text); err != nil {
+			return err
+		}
+		fmt.Fprintln(os.Stderr, "loadtest: wrote", path)
+	}
+	return nil
+}
+
+func tlsSuffix(on bool) string {
+	if on {
+		return ", TLS"
+	}
+	return ""
+}
+
+// measure runs one row once: start its system, warm it up, run wrk reading the
+// system's CPU time (and allocations) around the run, read its RSS, stop it.
+func (l *lab) measure(ctx context.Context, o options, r row, runID int, profile bool) (measured, error) {
+	s, err := l.start(r)
+	if err != nil {
+		return measured{}, err
+	}
+	defer s.stop()
+	scheme := "http"
+	if r.tls {
+		scheme = "https"
+	}
+	w := wrkRun{dir: l.dir, url: scheme + "://" + s.addr + r.req.path, req: r.req, conns: o.connections, threads: o.threads}
+	if r.oneConn {
+		w.conns, w.threads = 1, 1
+	}
+	// The signed rows need a fresh nonce per request, signed ahead: enough for the
+	// rate seen in the warm-up, twice over.
+	perSecond := 60000.0
+	if o.warmup > 0 {
+		warm := w
+		warm.duration, warm.runID = o.warmup, runID
+		warm.signed = signedCount(perSecond, o.warmup)
+		res, err := warm.run()
+		if err != nil {
+			return measured{}, fmt.Errorf("warm-up: %w", err)
+		}
+		perSecond = max(2*res.rps, 10000)
+	}
+	w.duration, w.runID = o.duration, runID+1
+	w.signed = signedCount(perSecond, o.duration)
+
+	mallocsBefore := mallocs(s.metrics)
+	cpuBefore, err := cpuTime(s.proc.pids())
+	if err != nil {
+		return measured{}, err
+	}
+	var profiled chan error
+	if profile {
+		profiled = make(chan error, 1)
+		go func() { profiled <- fetchProfile(ctx, s.admin, o.duration, o.cpuProfile) }()
+	}
+	res, err := w.run()
+	if err != nil {
+		return measured{}, err
+	}
+	cpuAfter, err := cpuTime(s.proc.pids())
+	if err != nil {
+		return measured{}, err
+	}
+	mallocsAfter := mallocs(s.metrics)
+	if profiled != nil {
+		if err := <-profiled; err != nil {
+			return measured{}, fmt.Errorf("cpu profile: %w", err)
+		}
+		fmt.Fprintln(os.Stderr, "loadtest: wrote the CPU profile of row", r.id, "to", o.cpuProfile)
+	}
+	if err := s.proc.alive(); err != nil {
+		return measured{}, err
+	}
+	m := measured{row: r, rps: res.rps, p50: res.p50, p99: res.p99, allocs: -1,
+		cpuPer10k: (cpuAfter - cpuBefore) * 10000 / time.Duration(res.requests)}
+	if mallocsBefore >= 0 && mallocsAfter >= mallocsBefore {
+		m.allocs = float64(mallocsAfter-mallocsBefore) / float64(res.requests)
+	}
+	if res.errors != "" {
+		m.errors = []string{res.errors}
+	}
+	m.rss, err = rssBytes(s.proc.pids())
+	return m, err
+}
+
+// signedCount is how many pre-signed requests a run of d at perSecond needs, with a
+// second to spare.
+func signedCount(perSecond float64, d time.Duration) int {
+	return int(perSecond * (d.Seconds() + 1))
+}
+
+// median takes each column's median over the runs separately.
+func median(runs []measured) measured {
+	out := runs[0]
+	pick := func(get func(measured) float64) float64 {
+		v := make([]float64, len(runs))
+		for i, r := range runs {
+			v[i] = get(r)
+		}
+		slices.Sort(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	out.rps = pick(func(m measured) float64 { return m.rps })
+	out.p50 = time.Duration(pick(func(m measured) float64 { return float64(m.p50) }))
+	out.p99 = time.Duration(pick(func(m measured) float64 { return float64(m.p99) }))
+	out.cpuPer10k = time.Duration(pick(func(m measured) float64 { return float64(m.cpuPer10k) }))
+	out.allocs = pick(func(m measured) float64 { return m.allocs })
+	out.rss = int64(pick(func(m measured) float64 { return float64(m.rss) }))
+	out.errors = nil
+	for _, r := range runs {
+		out.errors = append(out.errors, r.errors...)
+	}
+	return out
+}
+
+// mallocs reads go_memstats_mallocs_total from a Prometheus text endpoint; -1 when
+// there is none or it cannot be read.
+func mallocs(url string) int64 {
+	if url == "" {
+		return -1
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_mallocs_total "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				return -1
+			}
+			return int64(f)
+		}
+	}
+	return -1
+}
+
+// fetchProfile writes signgate's CPU profile over d (/debug/pprof/profile on the
+// admin listener, server.pprof: true) to path.
+func fetchProfile(ctx context.Context, admin string, d time.Duration, path string) error {
+	secs := max(1, int(d.Seconds()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, secs), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return fmt.Errorf("%s: %s", resp.Status, b)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// moduleRoot is the directory of signgate's go.mod, where ./cmd/signgate is built
+// and docs/ lives.
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("go env GOMOD: %w", err)
+	}
+	mod := strings.TrimSpace(string(out))
+	if mod == "" || mod == os.DevNull {
+		return "", errors.New("run the load test inside the signgate module (make loadtest, or go run ./internal/loadtest from the repository)")
+	}
+	return filepath.Dir(mod), nil
+}
