@@ -57,6 +57,12 @@ func (h *relay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		apierror.Write(w, r, errRelayPath)
 		return
 	}
+	if h.c.apiBase+path == h.c.tokenURL {
+		// The accessToken is the gateway's to hold: relaying the token endpoint
+		// would hand it to any caller allowed on the relay.
+		apierror.Write(w, r, apierror.ErrNoRoute)
+		return
+	}
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		var tooLarge *http.MaxBytesError

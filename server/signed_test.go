@@ -334,3 +334,14 @@ func TestRelayTokenFetchedOnceAcrossInstances(t *testing.T) {
 		}
 	}
 }
+
+func TestRelayDoesNotHandOutTheToken(t *testing.T) {
+	sb := daojia.NewSandbox(daojia.SandboxOptions{ServiceKey: djKey, ServiceSecret: djSecret, Version: "v1"})
+	platform := httptest.NewServer(sb)
+	defer platform.Close()
+	g := startGateway(t, signedConfig("http://127.0.0.1:1", platform.URL, ""))
+	resp, b := g.do(t, "POST", "/daojia/token/getAccessToken", appKey, strings.NewReader(`{}`))
+	if resp.StatusCode != 404 || code(t, b) != "no_route" || sb.TokenFetches() != 0 {
+		t.Fatalf("relaying the token endpoint: %d %s, %d fetches; want 404 no_route and none", resp.StatusCode, b, sb.TokenFetches())
+	}
+}
