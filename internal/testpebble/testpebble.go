@@ -9,7 +9,6 @@
 package testpebble
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -25,9 +24,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/signgate/signgate/internal/testproc"
 )
 
 // EnvPebble names the environment variable that overrides where pebble is found.
@@ -64,13 +64,7 @@ type Server struct {
 	client  *http.Client // trusts RootsPEMPath
 
 	mu   sync.Mutex
-	proc *process // nil once stopped
-}
-
-type process struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
-	err    error // from Wait, valid after exited is closed
+	proc *testproc.Process // nil once stopped
 }
 
 // Start starts pebble for t with challenge validation off (PEBBLE_VA_ALWAYS_VALID=1),
@@ -126,7 +120,7 @@ func StartWith(t testing.TB, o Options) *Server {
 	for range startAttempts {
 		// Another process can take a port between our Close and pebble's bind; that
 		// shows up as an early exit, and fresh ports are the cure.
-		ports, err := freePorts(4)
+		ports, err := testproc.FreePorts(4)
 		if err != nil {
 			t.Fatalf("testpebble: pick ports: %v", err)
 		}
@@ -178,15 +172,8 @@ func (s *Server) Stop() {
 	p := s.proc
 	s.proc = nil
 	s.mu.Unlock()
-	if p == nil {
-		return
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(stopTimeout):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
+	if p != nil {
+		p.Stop(stopTimeout)
 	}
 }
 
@@ -201,48 +188,33 @@ func (s *Server) launch(bin, dir, cfgFile string, args, env []string) error {
 	defer out.Close() // the child has its own descriptor
 	cmd := exec.Command(bin, append([]string{"-config", cfgFile, "-strict=false"}, args...)...)
 	cmd.Env, cmd.Stdout, cmd.Stderr, cmd.Dir = env, out, out, dir
-	cmd.SysProcAttr = sysProcAttr()
-	p := &process{cmd: cmd, exited: make(chan struct{})}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", bin, err)
+	p, err := testproc.Start(cmd)
+	if err != nil {
+		return err
 	}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.exited)
-	}()
 	s.mu.Lock()
 	s.proc = p
 	s.mu.Unlock()
 
-	if err := s.waitReady(p); err != nil {
+	if err := p.WaitReady(readyTimeout, 20*time.Millisecond, "directory not answering", s.directoryAnswers); err != nil {
 		s.Stop()
-		return fmt.Errorf("pebble at %s: %w%s", s.DirectoryURL, err, logTail(logFile))
+		return fmt.Errorf("pebble at %s: %w%s", s.DirectoryURL, err, testproc.LogTail(logFile, "pebble"))
 	}
 	return nil
 }
 
-func (s *Server) waitReady(p *process) error {
-	deadline := time.Now().Add(readyTimeout)
-	var lastErr error
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.exited:
-			return fmt.Errorf("exited early: %v", p.err)
-		default:
-		}
-		resp, err := s.client.Get(s.DirectoryURL)
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = errors.New(resp.Status)
-		}
-		lastErr = err
-		time.Sleep(20 * time.Millisecond)
+// directoryAnswers reports whether pebble's ACME directory answers 200.
+func (s *Server) directoryAnswers() error {
+	resp, err := s.client.Get(s.DirectoryURL)
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("directory not answering within %v: %v", readyTimeout, lastErr)
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return errors.New(resp.Status)
+	}
+	return nil
 }
 
 // writeConfig writes pebble's JSON config. Both listeners are on 127.0.0.1 only.
@@ -285,44 +257,5 @@ func environWithoutPebble() []string {
 }
 
 func findPebble() (string, error) {
-	if bin := os.Getenv(EnvPebble); bin != "" {
-		path, err := exec.LookPath(bin)
-		if err != nil {
-			return "", fmt.Errorf("pebble not found: %s=%q: %v", EnvPebble, bin, err)
-		}
-		return path, nil
-	}
-	path, err := exec.LookPath("pebble")
-	if err != nil {
-		return "", errors.New("pebble not found: apt-get install pebble (Debian) or set " + EnvPebble)
-	}
-	return path, nil
-}
-
-// freePorts returns n distinct free TCP ports on 127.0.0.1, all held open until the
-// last is chosen so none repeats.
-func freePorts(n int) ([]int, error) {
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
-// logTail returns the last lines of pebble's log, to explain a failed start.
-func logTail(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil || len(b) == 0 {
-		return ""
-	}
-	const max = 2000
-	if len(b) > max {
-		b = b[len(b)-max:]
-	}
-	return "\npebble log:\n" + string(bytes.TrimSpace(b))
+	return testproc.Find("pebble", "pebble", EnvPebble)
 }

@@ -10,7 +10,6 @@ package testredis
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -21,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/signgate/signgate/internal/testproc"
 )
 
 // EnvServer names the environment variable that overrides where redis-server is found.
@@ -43,14 +44,7 @@ type Server struct {
 	port int
 
 	mu   sync.Mutex
-	proc *process // nil while stopped
-}
-
-// process is one run of redis-server; exited is closed once it has been reaped.
-type process struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
-	err    error // from Wait, valid after exited is closed
+	proc *testproc.Process // nil while stopped
 }
 
 // Start starts a redis-server for t on a free 127.0.0.1 port, waits until it answers
@@ -68,10 +62,11 @@ func Start(t testing.TB) *Server {
 	for range startAttempts {
 		// Another process can take the port between our Close and redis-server's bind;
 		// that shows up as an early exit, and a fresh port is the cure.
-		port, err := freePort()
+		ports, err := testproc.FreePorts(1)
 		if err != nil {
 			t.Fatalf("testredis: pick a port: %v", err)
 		}
+		port := ports[0]
 		s.port = port
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		if lastErr = s.launch(); lastErr == nil {
@@ -90,7 +85,7 @@ func (s *Server) Stop() {
 	s.proc = nil
 	s.mu.Unlock()
 	if p != nil {
-		p.stop()
+		p.Stop(stopTimeout)
 	}
 }
 
@@ -120,7 +115,7 @@ func (s *Server) signal(sig os.Signal) {
 	if p == nil {
 		s.t.Fatalf("testredis: %v: server on %s is not running", sig, s.Addr)
 	}
-	if err := p.cmd.Process.Signal(sig); err != nil {
+	if err := p.Signal(sig); err != nil {
 		s.t.Fatalf("testredis: %v: %v", sig, err)
 	}
 }
@@ -140,54 +135,18 @@ func (s *Server) launch() error {
 		"--dir", s.dir,
 		"--logfile", logFile,
 	)
-	cmd.SysProcAttr = sysProcAttr()
-	p := &process{cmd: cmd, exited: make(chan struct{})}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("start %s: %w", s.bin, err)
+	p, err := testproc.Start(cmd)
+	if err != nil {
+		return err
 	}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.exited)
-	}()
-
-	if err := waitReady(s.Addr, p); err != nil {
-		p.stop()
-		return fmt.Errorf("redis-server on %s: %w%s", s.Addr, err, logTail(logFile))
+	if err := p.WaitReady(readyTimeout, 10*time.Millisecond, "no PONG", func() error { return ping(s.Addr) }); err != nil {
+		p.Stop(stopTimeout)
+		return fmt.Errorf("redis-server on %s: %w%s", s.Addr, err, testproc.LogTail(logFile, "redis-server"))
 	}
 	s.mu.Lock()
 	s.proc = p
 	s.mu.Unlock()
 	return nil
-}
-
-func (p *process) stop() {
-	// SIGCONT first: a paused server would not act on SIGTERM until resumed.
-	_ = p.cmd.Process.Signal(syscall.SIGCONT)
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(stopTimeout):
-		_ = p.cmd.Process.Kill()
-		<-p.exited
-	}
-}
-
-// waitReady polls with PING until the server answers PONG, exits, or readyTimeout passes.
-func waitReady(addr string, p *process) error {
-	deadline := time.Now().Add(readyTimeout)
-	var lastErr error
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.exited:
-			return fmt.Errorf("exited early: %v", p.err)
-		default:
-		}
-		if lastErr = ping(addr); lastErr == nil {
-			return nil
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return fmt.Errorf("no PONG within %v: %v", readyTimeout, lastErr)
 }
 
 // ping speaks just enough RESP to check readiness, so this package needs no client.
@@ -213,38 +172,5 @@ func ping(addr string) error {
 }
 
 func findServer() (string, error) {
-	if bin := os.Getenv(EnvServer); bin != "" {
-		path, err := exec.LookPath(bin)
-		if err != nil {
-			return "", fmt.Errorf("redis-server not found: %s=%q: %v", EnvServer, bin, err)
-		}
-		return path, nil
-	}
-	path, err := exec.LookPath("redis-server")
-	if err != nil {
-		return "", errors.New("redis-server not found: apt-get install redis-server (Debian) or set " + EnvServer)
-	}
-	return path, nil
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// logTail returns the last lines of redis-server's log, to explain a failed start.
-func logTail(path string) string {
-	b, err := os.ReadFile(path)
-	if err != nil || len(b) == 0 {
-		return ""
-	}
-	const max = 2000
-	if len(b) > max {
-		b = b[len(b)-max:]
-	}
-	return "\nredis-server log:\n" + string(b)
+	return testproc.Find("redis-server", "redis-server", EnvServer)
 }

@@ -1,9 +1,0 @@
-//go:build !linux
-
-package testredis
-
-import "syscall"
-
-// sysProcAttr has nothing to add where the kernel offers no parent-death signal; a
-// test binary killed mid-run may then leave its redis-server behind.
-func sysProcAttr() *syscall.SysProcAttr { return nil }
