@@ -27,9 +27,10 @@ type Config struct {
 
 // Server holds the listeners and the limits of the HTTP servers.
 type Server struct {
-	Listen            string        `yaml:"listen"`       // TLS unless tls.mode is off
-	HTTPListen        string        `yaml:"http_listen"`  // ACME HTTP-01 and redirects; "" disables
-	AdminListen       string        `yaml:"admin_listen"` // /metrics /healthz /readyz
+	Listen            string        `yaml:"listen"`            // TLS unless tls.mode is off
+	HTTPListen        string        `yaml:"http_listen"`       // ACME HTTP-01 and redirects; "" disables
+	PublicHTTPSPort   int           `yaml:"public_https_port"` // port put in redirects when clients reach listen through another (443 behind -p 443:8443); 0: listen's
+	AdminListen       string        `yaml:"admin_listen"`      // /metrics /healthz /readyz
 	MaxBodyBytes      int64         `yaml:"max_body_bytes"`
 	ShutdownTimeout   time.Duration `yaml:"shutdown_timeout"`
 	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
@@ -113,7 +114,8 @@ type Upstream struct {
 	Targets         []string      `yaml:"targets"`
 	DialTimeout     time.Duration `yaml:"dial_timeout"`
 	ResponseTimeout time.Duration `yaml:"response_timeout"`
-	Retries         int           `yaml:"retries"` // 0: no retries
+	ReadTimeout     time.Duration `yaml:"read_timeout"` // longest pause between two reads of a response body
+	Retries         int           `yaml:"retries"`      // 0: no retries
 	Health          HealthCheck   `yaml:"health"`
 	Passive         PassiveHealth `yaml:"passive"`
 }

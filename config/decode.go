@@ -23,6 +23,10 @@ type decoder struct {
 	problems []Problem
 	// nodes counts decoded values against maxNodes.
 	nodes int
+	// fromEnv maps each non-empty value read from the environment to its variable's
+	// name, so problems can name the variable instead of showing the value: a
+	// ${SECRET} put in the wrong field must not be printed by `signgate validate`.
+	fromEnv map[string]string
 }
 
 // maxNodes bounds the values one file may decode to. Aliases let a small file name a
@@ -31,7 +35,31 @@ type decoder struct {
 const maxNodes = 100_000
 
 func newDecoder(lookupEnv func(string) (string, bool)) *decoder {
-	return &decoder{lookupEnv: lookupEnv, set: map[string]int{}, broken: map[string]bool{}}
+	d := &decoder{set: map[string]int{}, broken: map[string]bool{}, fromEnv: map[string]string{}}
+	d.lookupEnv = func(name string) (string, bool) {
+		v, ok := lookupEnv(name)
+		if ok && v != "" {
+			d.fromEnv[v] = name
+		}
+		return v, ok
+	}
+	return d
+}
+
+// hideEnvValues rewrites the messages of ps so that no value read from the
+// environment shows: `got "s3cr3t"` becomes `got the value of ${NAME}`. Quoted
+// forms are replaced always, bare ones when long enough not to be a coincidence
+// (a port or a flag read from the environment is no secret, and "1" is everywhere).
+func (d *decoder) hideEnvValues(ps []Problem) {
+	for i := range ps {
+		for v, name := range d.fromEnv {
+			hidden := "the value of ${" + name + "}"
+			ps[i].Msg = strings.ReplaceAll(ps[i].Msg, strconv.Quote(v), hidden)
+			if len(v) >= 12 {
+				ps[i].Msg = strings.ReplaceAll(ps[i].Msg, v, hidden)
+			}
+		}
+	}
 }
 
 func (d *decoder) fail(path string, line int, format string, args ...any) {

@@ -68,6 +68,7 @@ func setDefaults(c *Config, set map[string]int) {
 		p := "upstreams." + name
 		def(p+".dial_timeout", func() { u.DialTimeout = 3 * time.Second })
 		def(p+".response_timeout", func() { u.ResponseTimeout = 15 * time.Second })
+		def(p+".read_timeout", func() { u.ReadTimeout = 60 * time.Second })
 		def(p+".retries", func() { u.Retries = 1 })
 		def(p+".health.interval", func() { u.Health.Interval = 10 * time.Second })
 		def(p+".health.timeout", func() { u.Health.Timeout = 2 * time.Second })

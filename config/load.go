@@ -62,6 +62,7 @@ func Parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) 
 		problems = append(problems, v.problems...)
 	}
 	if len(problems) > 0 {
+		d.hideEnvValues(problems)
 		sortByLine(problems)
 		return nil, Errors(problems)
 	}

@@ -89,6 +89,9 @@ func (v *validator) server(s *Server) {
 	if clash(s.HTTPListen, s.Listen) {
 		v.addf("server.http_listen", "is the same address as server.listen")
 	}
+	if s.PublicHTTPSPort < 0 || s.PublicHTTPSPort > 65535 {
+		v.addf("server.public_https_port", "want a port from 1 to 65535 (0: server.listen's), got %d", s.PublicHTTPSPort)
+	}
 	positive(v, "server.max_body_bytes", s.MaxBodyBytes)
 	positive(v, "server.shutdown_timeout", s.ShutdownTimeout)
 	notNegative(v, "server.read_header_timeout", s.ReadHeaderTimeout)
@@ -269,6 +272,7 @@ func (v *validator) upstreams(c *Config) {
 		}
 		positive(v, p+".dial_timeout", u.DialTimeout)
 		positive(v, p+".response_timeout", u.ResponseTimeout)
+		positive(v, p+".read_timeout", u.ReadTimeout)
 		notNegative(v, p+".retries", u.Retries)
 		if u.Health.Path != "" {
 			if !strings.HasPrefix(u.Health.Path, "/") {
