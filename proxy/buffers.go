@@ -15,18 +15,16 @@ type bufferPool struct{ pool sync.Pool }
 var _ httputil.BufferPool = (*bufferPool)(nil)
 
 func newBufferPool() *bufferPool {
-	return &bufferPool{pool: sync.Pool{New: func() any {
-		b := make([]byte, copyBufferSize)
-		return &b
-	}}}
+	return &bufferPool{pool: sync.Pool{New: func() any { return new([copyBufferSize]byte) }}}
 }
 
-func (b *bufferPool) Get() []byte { return *b.pool.Get().(*[]byte) }
+// The pool holds array pointers: a slice converts to one and back without
+// allocating, where storing a *[]byte would allocate a slice header on every Put.
+func (b *bufferPool) Get() []byte { return b.pool.Get().(*[copyBufferSize]byte)[:] }
 
 func (b *bufferPool) Put(buf []byte) {
 	if cap(buf) < copyBufferSize {
 		return
 	}
-	buf = buf[:copyBufferSize]
-	b.pool.Put(&buf)
+	b.pool.Put((*[copyBufferSize]byte)(buf[:copyBufferSize]))
 }

@@ -40,6 +40,7 @@ func (p *Pool) handleError(w http.ResponseWriter, r *http.Request, err error) {
 // and is 502. The messages name the upstream, never a target address.
 func (p *Pool) classify(err error) *apierror.Error {
 	var rt *responseTimeoutError
+	var st *bodyStalledError
 	var ne net.Error
 	var tooLarge *http.MaxBytesError
 	switch {
@@ -47,7 +48,7 @@ func (p *Pool) classify(err error) *apierror.Error {
 		// The caller's body crossed the gateway's limit while streaming upstream:
 		// the caller's fault, not the upstream's.
 		return apierror.ErrBodyTooLarge
-	case errors.As(err, &rt), errors.Is(err, context.DeadlineExceeded):
+	case errors.As(err, &rt), errors.As(err, &st), errors.Is(err, context.DeadlineExceeded):
 		return p.errTimeout
 	case errors.As(err, &ne) && ne.Timeout():
 		return p.errTimeout

@@ -22,6 +22,7 @@ type Options struct {
 	Targets         []string          // target base URLs, "http://127.0.0.1:9000"; a path is a prefix
 	DialTimeout     time.Duration     // time allowed to connect to a target; 0 means 5s
 	ResponseTimeout time.Duration     // time allowed until response headers arrive; 0 means 30s, negative means no limit
+	ReadTimeout     time.Duration     // longest wait between two reads of a response body; 0 means 60s, negative means no limit
 	Retries         int               // extra attempts on another target after a failed connection (idempotent requests only)
 	HealthPath      string            // active check path, resolved against each target URL; "" disables active checks
 	HealthInterval  time.Duration     // time between active checks; 0 means 10s
@@ -37,6 +38,7 @@ type Options struct {
 const (
 	defaultDialTimeout     = 5 * time.Second
 	defaultResponseTimeout = 30 * time.Second
+	defaultReadTimeout     = 60 * time.Second
 	defaultHealthInterval  = 10 * time.Second
 	defaultHealthTimeout   = 5 * time.Second
 	defaultMaxFails        = 3
@@ -54,6 +56,8 @@ type Pool struct {
 	dialTimeout     time.Duration
 	responseTimeout time.Duration
 	timeoutCause    error // the cause put on a request context when responseTimeout elapses
+	readTimeout     time.Duration
+	stallCause      error // the cause put on a request context when a body stalls past readTimeout
 	retries         int
 
 	active         bool // Run performs active checks
@@ -87,6 +91,7 @@ func New(o Options) (*Pool, error) {
 		transport:       o.Transport,
 		dialTimeout:     orDefault(o.DialTimeout, defaultDialTimeout),
 		responseTimeout: orDefault(o.ResponseTimeout, defaultResponseTimeout),
+		readTimeout:     orDefault(o.ReadTimeout, defaultReadTimeout),
 		retries:         max(o.Retries, 0),
 		healthInterval:  orDefault(o.HealthInterval, defaultHealthInterval),
 		ejectFor:        orDefault(o.EjectFor, defaultEjectFor),
@@ -97,6 +102,7 @@ func New(o Options) (*Pool, error) {
 		errTimeout:      apierror.New(http.StatusGatewayTimeout, "upstream_timeout", "upstream "+o.Name+" did not answer in time"),
 	}
 	p.timeoutCause = &responseTimeoutError{after: p.responseTimeout}
+	p.stallCause = &bodyStalledError{after: p.readTimeout}
 	p.healthTimeout = min(orDefault(o.HealthTimeout, defaultHealthTimeout), p.healthInterval)
 	switch {
 	case o.MaxFails == 0:
@@ -240,6 +246,9 @@ func setOrDelete(h http.Header, key, value string) {
 	if value == "" {
 		delete(h, key)
 		return
+	}
+	if v := h[key]; len(v) == 1 && v[0] == value {
+		return // already so: the gateway set the request id on the way in
 	}
 	h[key] = []string{value}
 }
