@@ -33,7 +33,7 @@ func (h *handler) Handle(ctx context.Context, r slog.Record) error {
 	msg, changed := h.m.maskString(r.Message)
 	// Masked attributes are collected as they are checked; a record with nothing to
 	// mask, the usual case, is passed on as it came.
-	var inline [8]slog.Attr
+	var inline [16]slog.Attr // the access log line has up to 13
 	attrs := inline[:0]
 	r.Attrs(func(a slog.Attr) bool {
 		a, c := h.m.attr(a)

@@ -143,14 +143,8 @@ func (w *rewriter) value(md mode, depth int) error {
 }
 
 func (w *rewriter) object(md mode, depth int) error {
-	if depth > maxDepth {
-		return &syntaxError{w.pos, fmt.Sprintf("nested deeper than %d", maxDepth)}
-	}
-	w.pos++
-	w.skipSpace()
-	if w.pos < len(w.src) && w.src[w.pos] == '}' {
-		w.pos++
-		return nil
+	if empty, err := w.open('}', depth); empty || err != nil {
+		return err
 	}
 	for {
 		if w.pos >= len(w.src) || w.src[w.pos] != '"' {
@@ -181,50 +175,59 @@ func (w *rewriter) object(md mode, depth int) error {
 		if err := w.value(child, depth); err != nil {
 			return err
 		}
+		if done, err := w.next('}', "after an object member"); done || err != nil {
+			return err
+		}
 		w.skipSpace()
-		if w.pos >= len(w.src) {
-			return w.fail("")
-		}
-		switch w.src[w.pos] {
-		case ',':
-			w.pos++
-			w.skipSpace()
-		case '}':
-			w.pos++
-			return nil
-		default:
-			return w.fail("after an object member")
-		}
 	}
 }
 
 func (w *rewriter) array(md mode, depth int) error {
-	if depth > maxDepth {
-		return &syntaxError{w.pos, fmt.Sprintf("nested deeper than %d", maxDepth)}
-	}
-	w.pos++
-	w.skipSpace()
-	if w.pos < len(w.src) && w.src[w.pos] == ']' {
-		w.pos++
-		return nil
+	if empty, err := w.open(']', depth); empty || err != nil {
+		return err
 	}
 	for {
 		if err := w.value(md, depth); err != nil {
 			return err
 		}
-		w.skipSpace()
-		if w.pos >= len(w.src) {
-			return w.fail("")
+		if done, err := w.next(']', "after an array element"); done || err != nil {
+			return err
 		}
-		switch w.src[w.pos] {
-		case ',':
-			w.pos++
-		case ']':
-			w.pos++
-			return nil
-		default:
-			return w.fail("after an array element")
-		}
+	}
+}
+
+// open steps over the '{' or '[' at w.pos and the space after it, refusing nesting
+// deeper than maxDepth, and reports whether the container is empty (its closing
+// byte next, then stepped over too).
+func (w *rewriter) open(closing byte, depth int) (empty bool, err error) {
+	if depth > maxDepth {
+		return false, &syntaxError{w.pos, fmt.Sprintf("nested deeper than %d", maxDepth)}
+	}
+	w.pos++
+	w.skipSpace()
+	if w.pos < len(w.src) && w.src[w.pos] == closing {
+		w.pos++
+		return true, nil
+	}
+	return false, nil
+}
+
+// next steps over the space and the ',' or closing byte after a member or element,
+// and reports whether that was the container's end; anything else fails with what.
+func (w *rewriter) next(closing byte, what string) (done bool, err error) {
+	w.skipSpace()
+	if w.pos >= len(w.src) {
+		return false, w.fail("")
+	}
+	switch w.src[w.pos] {
+	case ',':
+		w.pos++
+		return false, nil
+	case closing:
+		w.pos++
+		return true, nil
+	default:
+		return false, w.fail(what)
 	}
 }
 
