@@ -3,7 +3,9 @@ package auth
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/signgate/signgate/apierror"
@@ -30,7 +32,15 @@ type Verifier struct {
 	Skew     time.Duration    // auth.timestamp_skew (default 10m)
 	NonceTTL time.Duration    // auth.nonce_ttl (default 2×Skew)
 	Now      func() time.Time // injected clock
+	// Log, when set, receives the store error behind a 503 state_unavailable, at
+	// most once a second: the caller's answer says only that replay protection is
+	// unavailable, and an operator needs to know why.
+	Log *slog.Logger
 }
+
+// lastStoreErr is when a store error was last logged (unix nanoseconds), for
+// every Verifier of the process: a reload builds a new one, Redis stays as down.
+var lastStoreErr atomic.Int64
 
 // Errors whose text never varies are built once; the hot path of a refused request
 // then allocates nothing for its answer.
@@ -80,6 +90,20 @@ func (v *Verifier) checkSkew(ts time.Time) error {
 	return nil
 }
 
+// logStoreError logs err, unless another store error was logged less than a
+// second ago: while Redis is down every signed request fails the same way.
+func (v *Verifier) logStoreError(ctx context.Context, err error) {
+	if v.Log == nil {
+		return
+	}
+	now, last := time.Now().UnixNano(), lastStoreErr.Load()
+	if now-last < int64(time.Second) || !lastStoreErr.CompareAndSwap(last, now) {
+		return
+	}
+	v.Log.LogAttrs(ctx, slog.LevelWarn, "replay protection unavailable: the nonce store failed; signed requests answer 503 state_unavailable",
+		slog.Any("error", err))
+}
+
 // remember records key in the nonce store; a key already there is a replay. It runs
 // only after the signature has been checked, so a forged request cannot use up a
 // nonce a genuine one will carry. A store error fails closed: accepting the request
@@ -87,6 +111,7 @@ func (v *Verifier) checkSkew(ts time.Time) error {
 func (v *Verifier) remember(ctx context.Context, key, what string) error {
 	fresh, err := v.Nonces.SetNX(ctx, key, "1", v.nonceTTL())
 	if err != nil {
+		v.logStoreError(ctx, err)
 		return errStateUnavailable
 	}
 	if !fresh {

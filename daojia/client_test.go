@@ -73,7 +73,7 @@ func TestCallSendsDesignVectorBody(t *testing.T) {
 	clock := newTestClock(time.Date(2016, 1, 10, 10, 0, 0, 0, time.FixedZone("CST", 8*3600)))
 	store := newMemStore(clock.Now)
 	seed := &cachedToken{token: token, expiresAt: clock.Now().Add(2 * time.Hour), refreshAt: clock.Now().Add(115 * time.Minute)}
-	if err := store.Set(context.Background(), tokenKey, encodeStored(seed), time.Hour); err != nil {
+	if err := store.Set(context.Background(), tokenKey(testKey), encodeStored(seed), time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	c, err := NewClient(Options{
@@ -214,7 +214,7 @@ func TestInvalidTokenAnswerRefetchesOnce(t *testing.T) {
 	if second == first {
 		t.Fatal("the refused token is still in use")
 	}
-	v, ok, _ := env.store.Get(ctx, tokenKey)
+	v, ok, _ := env.store.Get(ctx, tokenKey(testKey))
 	if !ok || !strings.HasPrefix(v, second+"|") {
 		t.Fatalf("shared token is not the new one")
 	}
@@ -276,12 +276,12 @@ func TestRefusedTokenDropKeepsANewerSharedToken(t *testing.T) {
 	old := c.local.Load()
 	// Another instance has meanwhile replaced the shared token.
 	newer := "NEWER|" + "9999999999999|9999999999998"
-	_ = env.store.Set(ctx, tokenKey, newer, time.Hour)
+	_ = env.store.Set(ctx, tokenKey(testKey), newer, time.Hour)
 	c.dropToken(ctx, old)
 	if c.local.Load() != nil {
 		t.Fatal("local copy kept after the drop")
 	}
-	if v, _, _ := env.store.Get(ctx, tokenKey); v != newer {
+	if v, _, _ := env.store.Get(ctx, tokenKey(testKey)); v != newer {
 		t.Fatalf("shared token %q, want the newer one kept", v)
 	}
 }

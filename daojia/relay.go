@@ -3,6 +3,7 @@ package daojia
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -26,11 +27,13 @@ var (
 	errRelayTimeout = apierror.New(http.StatusGatewayTimeout, "upstream_timeout", "58到家 did not answer in time")
 	errRelayFailed  = apierror.New(http.StatusBadGateway, "upstream_error", "the call to 58到家 failed")
 	errRelayToken   = apierror.New(http.StatusBadGateway, "upstream_error", "58到家 did not issue an accessToken")
+	errRelayGarbage = apierror.New(http.StatusBadGateway, "upstream_error", "58到家 answered something that is not JSON")
 )
 
 // Relay returns the handler of a relay route: POST {prefix}<path> with a JSON object
 // body becomes Call(<path>, that object), and 58到家's answer goes back to the caller
-// as it came (status, Content-Type, body). The server's body limit is expected to be
+// as it came (status, Content-Type, body) when it is JSON; anything else is 502
+// upstream_error. The server's body limit is expected to be
 // in place already.
 func (c *Client) Relay(prefix string) http.Handler {
 	return &relay{c: c, prefix: prefix}
@@ -83,6 +86,18 @@ func (h *relay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	resp, err := h.c.send(r.Context(), path, daojiaJSON.Bytes())
 	if err != nil {
 		h.fail(w, r, path, err)
+		return
+	}
+	if !json.Valid(resp.Body) {
+		// An HTML error page from 58到家's edge, a text notice, an empty or cut
+		// body: no caller can read it as 58到家's {code, message, data}, and a 200
+		// among them would pass for success. JSON of any shape is 58到家's own
+		// answer and goes on as it came.
+		h.c.log.LogAttrs(r.Context(), slog.LevelWarn, "58到家 answered something that is not JSON",
+			slog.String("path", path), slog.String("request_id", reqinfo.Of(r).RequestID),
+			slog.Int("status", resp.Status), slog.String("content_type", resp.Header.Get("Content-Type")),
+			slog.Int("bytes", len(resp.Body)), slog.String("code", errRelayGarbage.Code))
+		apierror.Write(w, r, errRelayGarbage)
 		return
 	}
 	hdr := w.Header()

@@ -22,13 +22,17 @@ type TokenStore interface {
 	CompareAndDelete(ctx context.Context, key, value string) (bool, error)
 }
 
+// tokenKey holds the shared token of one 58到家 account (serviceKey) as
+// "token|expiresAtMs|refreshAtMs", so an instance that reads it knows how long to
+// keep it without asking the store for a TTL. Per account, so two gateways relaying
+// for different accounts through one Redis never hand each other's token out.
+func tokenKey(serviceKey string) string { return "daojia:token:" + serviceKey }
+
+// lockKey is held by the one instance fetching an account's token; its value is
+// that instance's random owner id, so only the holder can release it.
+func lockKey(serviceKey string) string { return "daojia:token:" + serviceKey + ":lock" }
+
 const (
-	// tokenKey holds the shared token as "token|expiresAtMs|refreshAtMs", so an instance
-	// that reads it knows how long to keep it without asking the store for a TTL.
-	tokenKey = "daojia:token"
-	// lockKey is held by the one instance fetching a token; its value is that instance's
-	// random owner id, so only the holder can release it.
-	lockKey = "daojia:token:lock"
 	// pollEvery paces instances waiting for the lock holder to publish a token.
 	pollEvery = 50 * time.Millisecond
 	// retryRefreshAfter spaces refresh attempts while 58到家 refuses them and the
@@ -152,7 +156,7 @@ func (c *Client) findOrFetch(ctx context.Context) (*cachedToken, error) {
 	}
 	owner := rand.Text()
 	for {
-		locked, err := c.store.SetNX(ctx, lockKey, owner, c.lockTTL())
+		locked, err := c.store.SetNX(ctx, lockKey(c.serviceKey), owner, c.lockTTL())
 		if err != nil {
 			return c.fetchWithoutStore(ctx, err)
 		}
@@ -181,7 +185,7 @@ func (c *Client) fetchLocked(ctx context.Context, owner string) (*cachedToken, e
 		// Released even when ctx is spent, so the others need not wait out the TTL.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.timeout)
 		defer cancel()
-		if _, err := c.store.CompareAndDelete(rctx, lockKey, owner); err != nil {
+		if _, err := c.store.CompareAndDelete(rctx, lockKey(c.serviceKey), owner); err != nil {
 			c.log.LogAttrs(ctx, slog.LevelWarn, "could not release the 58到家 token lock; it expires by itself", slog.Any("error", err))
 		}
 	}()
@@ -197,7 +201,7 @@ func (c *Client) fetchLocked(ctx context.Context, owner string) (*cachedToken, e
 		return nil, err
 	}
 	if ttl := t.refreshAt.Sub(c.now()); ttl >= time.Second {
-		if err := c.store.Set(ctx, tokenKey, t.stored, ttl); err != nil {
+		if err := c.store.Set(ctx, tokenKey(c.serviceKey), t.stored, ttl); err != nil {
 			c.log.LogAttrs(ctx, slog.LevelWarn, "could not share the 58到家 accessToken; other instances will fetch their own", slog.Any("error", err))
 		}
 	}
@@ -211,7 +215,7 @@ func (c *Client) fetchWithoutStore(ctx context.Context, storeErr error) (*cached
 
 // fromStore returns the shared token, or nil when there is none worth using.
 func (c *Client) fromStore(ctx context.Context) (*cachedToken, error) {
-	v, ok, err := c.store.Get(ctx, tokenKey)
+	v, ok, err := c.store.Get(ctx, tokenKey(c.serviceKey))
 	if err != nil || !ok {
 		return nil, err
 	}
@@ -235,7 +239,7 @@ func (c *Client) dropToken(ctx context.Context, t *cachedToken) {
 	if c.store == nil {
 		return
 	}
-	if _, err := c.store.CompareAndDelete(ctx, tokenKey, t.stored); err != nil {
+	if _, err := c.store.CompareAndDelete(ctx, tokenKey(c.serviceKey), t.stored); err != nil {
 		c.log.LogAttrs(ctx, slog.LevelWarn, "could not drop the refused 58到家 accessToken from shared state", slog.Any("error", err))
 	}
 }

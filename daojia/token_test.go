@@ -121,7 +121,7 @@ func TestConcurrentCallsOnTwoInstancesFetchOnce(t *testing.T) {
 			if ok, bad := env.signsOK.Load(), env.signsBad.Load(); ok != 51 || bad != 0 {
 				t.Fatalf("%d requests verified independently and %d did not; want 51 and 0", ok, bad)
 			}
-			if _, held, _ := shared.Get(context.Background(), lockKey); held {
+			if _, held, _ := shared.Get(context.Background(), lockKey(testKey)); held {
 				t.Fatal("the lock outlived the fetch")
 			}
 		})
@@ -147,7 +147,7 @@ func TestLockHolderThatDiedIsTakenOver(t *testing.T) {
 	c := env.client(t, nil)
 	ctx := context.Background()
 	// An instance took the lock and died before sharing a token.
-	if ok, _ := env.store.SetNX(ctx, lockKey, "dead-instance", c.lockTTL()); !ok {
+	if ok, _ := env.store.SetNX(ctx, lockKey(testKey), "dead-instance", c.lockTTL()); !ok {
 		t.Fatal("could not plant the lock")
 	}
 	go func() {
@@ -165,11 +165,11 @@ func TestLockHolderThatDiedIsTakenOver(t *testing.T) {
 func TestWaitingForTheLockEndsWithTheCallersContext(t *testing.T) {
 	env := newSandboxEnv(t, nil)
 	c := env.client(t, nil)
-	if ok, _ := env.store.SetNX(context.Background(), lockKey, "slow-instance", time.Hour); !ok {
+	if ok, _ := env.store.SetNX(context.Background(), lockKey(testKey), "slow-instance", time.Hour); !ok {
 		t.Fatal("could not plant the lock")
 	}
 	// Let the flight, which outlives this caller, finish before the sandbox closes.
-	t.Cleanup(func() { _ = env.store.Del(context.Background(), lockKey) })
+	t.Cleanup(func() { _ = env.store.Del(context.Background(), lockKey(testKey)) })
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Millisecond)
 	defer cancel()
 	_, err := c.Token(ctx)
