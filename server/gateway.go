@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"reflect"
@@ -69,6 +70,8 @@ type deps struct {
 	// limiter decides rate limits: Redis-shared with a local fallback, or local. Its
 	// buckets outlive reloads.
 	limiter ratelimit.Limiter
+	// accessOut, when set, receives the access lines directly (see WithJSONAccessLog).
+	accessOut io.Writer
 }
 
 // sharedState is what the gateway keeps in Redis or memory: nonces for auth, the
@@ -109,6 +112,7 @@ func buildGateway(cfg *config.Config, d deps, prev *gateway) (*gateway, error) {
 			Targets:         u.Targets,
 			DialTimeout:     u.DialTimeout,
 			ResponseTimeout: u.ResponseTimeout,
+			ReadTimeout:     u.ReadTimeout,
 			Retries:         u.Retries,
 			HealthPath:      u.Health.Path,
 			HealthInterval:  u.Health.Interval,
@@ -158,6 +162,7 @@ func buildGateway(cfg *config.Config, d deps, prev *gateway) (*gateway, error) {
 		Skew:     cfg.Auth.TimestampSkew,
 		NonceTTL: cfg.Auth.NonceTTL,
 		Now:      d.now,
+		Log:      d.logger,
 	}
 	var relay *daojia.Client
 	if cfg.Daojia.BaseURL != "" {
@@ -192,7 +197,7 @@ func buildGateway(cfg *config.Config, d deps, prev *gateway) (*gateway, error) {
 		switch {
 		case rt.Daojia == "relay":
 			h = relay.Relay(relayPrefix(rt.Match))
-			mws = append(mws, limitBefore, authenticate(keys, verifier, rt.Verify), authorize, limitAfter)
+			mws = append(mws, limitBefore, authenticate(keys, verifier, rt.Verify), authorize, limitAfter, maskRelayResponses(masks))
 		case rt.Public:
 			h = pools[rt.Upstream].pool
 			mws = append(mws, limitBefore)
@@ -211,14 +216,20 @@ func buildGateway(cfg *config.Config, d deps, prev *gateway) (*gateway, error) {
 		table.Add(rt.Pattern, &routeEntry{name: rt.Name, handler: h})
 	}
 
+	var aw *accessWriter
+	if d.accessOut != nil {
+		aw = &accessWriter{w: d.accessOut, masker: masks.masker}
+	}
+	// Requests refused before routing (no route, a path cleanPath refuses) count
+	// against the ip rules that hold for every route, so spraying 404s is not free.
+	refuse := refusals(d.limiter, refusalRules(rules), d.logger)
 	c := cfg.CORS
-	outer := chain(routeTo(&table),
-		requestID(d.now),
-		accessLog(d.logger, d.metrics, d.now),
+	outer := chain(routeTo(&table, refuse),
+		accessLog(d.logger, d.metrics, d.now, aw),
 		recoverPanic(d.logger),
 		limitBody(cfg.Server.MaxBodyBytes),
 		cors(newCORSPolicy(c.AllowOrigins, c.AllowMethods, c.AllowHeaders, c.ExposeHeaders, c.AllowCredentials, int(c.MaxAge.Seconds()))),
-		cleanPath,
+		cleanPath(refuse),
 	)
 	return &gateway{cfg: cfg, handler: outer, pools: pools}, nil
 }
@@ -240,12 +251,12 @@ func maxFails(n int) int {
 }
 
 // routeTo finds the first route matching method and path and hands the request to
-// that route's chain.
-func routeTo(table *route.Table[*routeEntry]) http.Handler {
+// that route's chain; refuse answers when none matches.
+func routeTo(table *route.Table[*routeEntry], refuse refusal) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		e, ok := table.Lookup(r.Method, r.URL.Path)
 		if !ok {
-			apierror.Write(w, r, apierror.ErrNoRoute)
+			refuse(w, r, apierror.ErrNoRoute)
 			return
 		}
 		reqinfo.Of(r).Route = e.name

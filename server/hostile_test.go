@@ -129,6 +129,7 @@ func sendRaw(t *testing.T, addr string, req []byte) rawAnswer {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	noteLeaks("a raw answer", append([]byte(fmt.Sprint(resp.Header)), b...))
 	return rawAnswer{status: resp.StatusCode, header: resp.Header, body: b}
 }
 
@@ -241,6 +242,7 @@ func readAll(t *testing.T, conn net.Conn) []rawAnswer {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		noteLeaks("a raw answer", append([]byte(fmt.Sprint(resp.Header)), b...))
 		out = append(out, rawAnswer{status: resp.StatusCode, header: resp.Header, body: b})
 	}
 }

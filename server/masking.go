@@ -18,6 +18,7 @@ import (
 	"sync"
 
 	"github.com/signgate/signgate/apierror"
+	"github.com/signgate/signgate/auth"
 	"github.com/signgate/signgate/config"
 	"github.com/signgate/signgate/mask"
 	"github.com/signgate/signgate/proxy"
@@ -45,7 +46,14 @@ type masking struct {
 
 // maskResponses masks the upstream's answer for clients whose roles say mask, and
 // writes an audit line for each answer a client sees unmasked through an unmask role.
-func maskResponses(m *masking) middleware {
+func maskResponses(m *masking) middleware { return byRole(m, m.maskProxied) }
+
+// maskRelayResponses does the same for 58到家's answers on a relay route.
+func maskRelayResponses(m *masking) middleware { return byRole(m, m.maskCaptured) }
+
+// byRole runs the rest of the chain as the client's roles say: through mask for a
+// mask role, with an audit line after for an unmask role, as it is otherwise.
+func byRole(m *masking, mask func(next http.Handler, w http.ResponseWriter, r *http.Request)) middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			c := clientFrom(r.Context())
@@ -54,24 +62,74 @@ func maskResponses(m *masking) middleware {
 				next.ServeHTTP(w, r)
 			case c.UnmaskRole != "":
 				next.ServeHTTP(w, r)
-				info := reqinfo.Of(r)
-				m.audit.LogAttrs(r.Context(), slog.LevelInfo, "audit",
-					slog.String("client", c.ID), slog.String("role", c.UnmaskRole),
-					slog.String("route", info.Route), slog.String("request_id", info.RequestID))
+				m.auditUnmasked(r, c)
 			case c.Mask:
-				// Ask only for encodings we can read back: gzip when the caller takes
-				// it (the answer goes back in the encoding it came in), else identity.
-				if acceptsGzip(r.Header.Get("Accept-Encoding")) {
-					r.Header.Set("Accept-Encoding", "gzip")
-				} else {
-					r.Header.Set("Accept-Encoding", "identity")
-				}
-				next.ServeHTTP(w, r.WithContext(proxy.WithResponseHook(r.Context(), m.maskResponse)))
+				mask(next, w, r)
 			default:
 				next.ServeHTTP(w, r)
 			}
 		})
 	}
+}
+
+// maskProxied has the proxy mask the upstream's answer as it arrives (maskResponse).
+func (m *masking) maskProxied(next http.Handler, w http.ResponseWriter, r *http.Request) {
+	// Ask only for encodings we can read back: gzip when the caller takes it (the
+	// answer goes back in the encoding it came in), else identity.
+	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+		r.Header.Set("Accept-Encoding", "gzip")
+	} else {
+		r.Header.Set("Accept-Encoding", "identity")
+	}
+	next.ServeHTTP(w, r.WithContext(proxy.WithResponseHook(r.Context(), m.maskResponse)))
+}
+
+// maskCaptured masks an answer next writes whole: the relay has 58到家's answer in
+// memory already (a small JSON body), so it is captured, masked and written.
+func (m *masking) maskCaptured(next http.Handler, w http.ResponseWriter, r *http.Request) {
+	cw := &capturingWriter{header: w.Header()}
+	next.ServeHTTP(cw, r)
+	body := cw.body.Bytes()
+	if masked, changed, err := m.masker.JSON(nil, body); err == nil && changed {
+		body = masked
+	} else if err != nil {
+		body, _ = m.masker.Text(nil, body)
+	}
+	w.Header().Del("Content-Length")
+	w.WriteHeader(cw.statusOr200())
+	_, _ = w.Write(body)
+}
+
+// auditUnmasked writes the audit line of an answer c saw unmasked: who, by which
+// role, what (method, path, route) and which request, to join with the access log.
+func (m *masking) auditUnmasked(r *http.Request, c *auth.Client) {
+	info := reqinfo.Of(r)
+	m.audit.LogAttrs(r.Context(), slog.LevelInfo, "audit",
+		slog.String("client", c.ID), slog.String("role", c.UnmaskRole),
+		slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.String("route", info.Route), slog.String("request_id", info.RequestID))
+}
+
+// capturingWriter keeps a handler's answer in memory; the header map is the real
+// writer's.
+type capturingWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (cw *capturingWriter) Header() http.Header { return cw.header }
+func (cw *capturingWriter) WriteHeader(code int) {
+	if cw.status == 0 {
+		cw.status = code
+	}
+}
+func (cw *capturingWriter) Write(p []byte) (int, error) { return cw.body.Write(p) }
+func (cw *capturingWriter) statusOr200() int {
+	if cw.status == 0 {
+		return http.StatusOK
+	}
+	return cw.status
 }
 
 func acceptsGzip(ae string) bool {

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/signgate/signgate/auth"
+	"github.com/signgate/signgate/daojia"
 )
 
 const (
@@ -205,5 +207,48 @@ func TestUnmaskIsAudited(t *testing.T) {
 	access := g.logs.lines(t, "request")
 	if q, _ := access[0]["query"].(string); q != "phone=138****5678" {
 		t.Errorf("access log query = %q, want the phone masked", q)
+	}
+}
+
+// TestRelayAnswersMaskedAndAudited: 58到家's answers through the relay follow the
+// caller's role like proxied answers do: masked for a mask role, full and audited
+// for an unmask role.
+func TestRelayAnswersMaskedAndAudited(t *testing.T) {
+	platform := httptest.NewServer(daojia.NewSandbox(daojia.SandboxOptions{ServiceKey: djKey, ServiceSecret: djSecret, Version: "v1"}))
+	defer platform.Close()
+	up, _ := ordersUpstream(t)
+	auditFile := filepath.Join(t.TempDir(), "audit.log")
+	cfg := strings.Replace(maskingConfig(up.URL, fmt.Sprintf(`log: {audit_file: %q}
+daojia: {base_url: %q, service_key: %q, service_secret: %q, timeout: 2s}
+`, auditFile, platform.URL, djKey, djSecret)),
+		`  - {name: api, match: "* /api/**", upstream: backend}`,
+		`  - {name: api, match: "* /api/**", upstream: backend}
+  - {name: relay, match: "POST /daojia/**", daojia: relay}`, 1)
+	cfg = strings.ReplaceAll(cfg, `allow: ["* /api/**"]`, `allow: ["* /api/**", "POST /daojia/**"]`)
+	g := startGateway(t, cfg)
+
+	resp, b := g.do(t, "POST", "/daojia/serviceUser/saveServiceUser", opsKey,
+		strings.NewReader(`{"userId":"u1","userName":"张三","userPhone":"15888888888"}`), "Content-Type", "application/json")
+	if resp.StatusCode != 200 {
+		t.Fatalf("save: %d %s", resp.StatusCode, b)
+	}
+	resp, b = g.do(t, "POST", "/daojia/serviceUser/getAllServiceUser", providerKey, strings.NewReader(`{}`))
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "158****8888") || strings.Contains(string(b), "15888888888") {
+		t.Fatalf("provider (mask) through the relay: %d %s, want the phone masked", resp.StatusCode, b)
+	}
+	if !json.Valid(b) {
+		t.Fatalf("masked relay answer is not JSON: %s", b)
+	}
+	resp, b = g.do(t, "POST", "/daojia/serviceUser/getAllServiceUser", opsKey, strings.NewReader(`{}`))
+	if resp.StatusCode != 200 || !strings.Contains(string(b), "15888888888") {
+		t.Fatalf("ops (unmask) through the relay: %d %s, want the full phone", resp.StatusCode, b)
+	}
+	audit, err := os.ReadFile(auditFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(audit), `"msg":"audit"`); n != 2 ||
+		!strings.Contains(string(audit), `"method":"POST","path":"/daojia/serviceUser/getAllServiceUser","route":"relay"`) {
+		t.Fatalf("audit log, want two relay lines with method and path:\n%s", audit)
 	}
 }

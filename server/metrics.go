@@ -1,7 +1,10 @@
 package server
 
 import (
+	"maps"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +26,32 @@ type metrics struct {
 	inFlight       prometheus.Gauge
 	// limiterFallbacks counts Redis failures the rate limiter answered without Redis.
 	limiterFallbacks prometheus.Counter
+
+	// routes holds each route's series, so a request's metrics are two pointer
+	// loads rather than a label hash and lookup per vector. Copy on write: routes
+	// are added when a config is built, read on every request.
+	routes   atomic.Pointer[map[string]*routeSeries]
+	routesMu sync.Mutex
+}
+
+// routeSeries are one route's request counters, by status, and its histogram.
+type routeSeries struct {
+	requests *prometheus.CounterVec
+	route    string
+	duration prometheus.Observer
+	byStatus [600]atomic.Pointer[prometheus.Counter]
+}
+
+func (s *routeSeries) status(code int) prometheus.Counter {
+	if code < 0 || code >= len(s.byStatus) {
+		return s.requests.WithLabelValues(s.route, strconv.Itoa(code))
+	}
+	if c := s.byStatus[code].Load(); c != nil {
+		return *c
+	}
+	c := s.requests.WithLabelValues(s.route, strconv.Itoa(code))
+	s.byStatus[code].Store(&c)
+	return c
 }
 
 func newMetrics() *metrics {
@@ -69,7 +98,27 @@ func newMetrics() *metrics {
 	for _, result := range []string{"ok", "error"} {
 		m.reloads.WithLabelValues(result)
 	}
+	m.routes.Store(&map[string]*routeSeries{})
+	m.series("no_route")
 	return m
+}
+
+// series returns route's series, creating them on first use.
+func (m *metrics) series(route string) *routeSeries {
+	if s, ok := (*m.routes.Load())[route]; ok {
+		return s
+	}
+	m.routesMu.Lock()
+	defer m.routesMu.Unlock()
+	old := *m.routes.Load()
+	if s, ok := old[route]; ok {
+		return s
+	}
+	s := &routeSeries{requests: m.requests, route: route, duration: m.duration.WithLabelValues(route)}
+	next := maps.Clone(old)
+	next[route] = s
+	m.routes.Store(&next)
+	return s
 }
 
 // tokenFetched counts a 58到家 accessToken fetch.
@@ -83,6 +132,7 @@ func (m *metrics) tokenFetched(ok bool) {
 
 // initRoute creates the per-route error series of a route at zero.
 func (m *metrics) initRoute(route string) {
+	m.series(route)
 	m.rateLimited.WithLabelValues(route)
 	for _, code := range []string{"upstream_error", "upstream_unavailable", "upstream_timeout"} {
 		m.upstreamErrors.WithLabelValues(route, code)
@@ -94,8 +144,9 @@ func (m *metrics) observe(route string, status int, errCode string, took time.Du
 	if route == "" {
 		route = "no_route"
 	}
-	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(route).Observe(took.Seconds())
+	s := m.series(route)
+	s.status(status).Inc()
+	s.duration.Observe(took.Seconds())
 	switch errCode {
 	case "":
 	case "missing_credentials", "unknown_key", "invalid_signature", "timestamp_skew", "replayed", "forbidden":

@@ -5,12 +5,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"runtime/debug"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -29,144 +28,6 @@ func chain(h http.Handler, mws ...middleware) http.Handler {
 		h = mws[i](h)
 	}
 	return h
-}
-
-// requestID gives every request its id and the reqinfo record the layers below fill
-// in. An incoming X-Request-Id is kept when it is safe to echo and log.
-func requestID(now func() time.Time) middleware {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			id := r.Header.Get("X-Request-Id")
-			if !validRequestID(id) {
-				id = newRequestID(now())
-				r.Header.Set("X-Request-Id", id)
-			}
-			w.Header().Set("X-Request-Id", id)
-			info := &reqinfo.Info{RequestID: id}
-			next.ServeHTTP(w, r.WithContext(reqinfo.With(r.Context(), info)))
-		})
-	}
-}
-
-// recordingWriter remembers the status and counts the bytes written for the access
-// log. Unwrap lets http.ResponseController reach Flush and friends underneath, which
-// server-sent events through the proxy depend on.
-type recordingWriter struct {
-	http.ResponseWriter
-	status int
-	bytes  int64
-}
-
-func (rw *recordingWriter) WriteHeader(code int) {
-	if rw.status == 0 {
-		rw.status = code
-	}
-	rw.ResponseWriter.WriteHeader(code)
-}
-
-func (rw *recordingWriter) Write(p []byte) (int, error) {
-	if rw.status == 0 {
-		rw.status = http.StatusOK
-	}
-	n, err := rw.ResponseWriter.Write(p)
-	rw.bytes += int64(n)
-	return n, err
-}
-
-func (rw *recordingWriter) Flush() {
-	if rw.status == 0 {
-		rw.status = http.StatusOK
-	}
-	_ = http.NewResponseController(rw.ResponseWriter).Flush()
-}
-
-func (rw *recordingWriter) Unwrap() http.ResponseWriter { return rw.ResponseWriter }
-
-// countingBody counts the request bytes the handlers actually read.
-type countingBody struct {
-	io.ReadCloser
-	n int64
-}
-
-func (b *countingBody) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	b.n += int64(n)
-	return n, err
-}
-
-// accessLog writes one JSON line per request and records its metrics.
-func accessLog(logger *slog.Logger, m *metrics, now func() time.Time) middleware {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			start := now()
-			m.inFlight.Inc()
-			defer m.inFlight.Dec()
-			rw := &recordingWriter{ResponseWriter: w}
-			var body *countingBody
-			if r.Body != nil && r.Body != http.NoBody {
-				body = &countingBody{ReadCloser: r.Body}
-				r.Body = body
-			}
-			next.ServeHTTP(rw, r)
-			took := now().Sub(start)
-			status := rw.status
-			if status == 0 {
-				// The handler wrote nothing: the caller went away or the handler
-				// returned silently; net/http answers 200 with an empty body.
-				status = http.StatusOK
-				if r.Context().Err() != nil {
-					status = 499 // nginx's "client closed request"
-				}
-			}
-			info := reqinfo.Of(r)
-			var bytesIn int64
-			if body != nil {
-				bytesIn = body.n
-			}
-			m.observe(info.Route, status, info.ErrCode, took)
-			attrs := []slog.Attr{
-				slog.String("request_id", info.RequestID),
-				slog.String("client", info.Client),
-				slog.String("route", routeLabel(info.Route)),
-				slog.String("method", r.Method),
-				slog.String("path", r.URL.Path),
-				slog.Int("status", status),
-				slog.Float64("duration_ms", float64(took.Microseconds())/1000),
-				slog.Int64("bytes_in", bytesIn),
-				slog.Int64("bytes_out", rw.bytes),
-				slog.String("remote_ip", remoteIP(r)),
-				slog.String("proto", r.Proto),
-			}
-			if r.URL.RawQuery != "" {
-				// Decoded, so the log masker sees "+86 138…" rather than "%2B86%20138…",
-				// whose digits run into the escape's and would hide the number from it.
-				q, err := url.QueryUnescape(r.URL.RawQuery)
-				if err != nil {
-					q = r.URL.RawQuery
-				}
-				attrs = append(attrs, slog.String("query", q))
-			}
-			if info.ErrCode != "" {
-				attrs = append(attrs, slog.String("error", info.ErrCode))
-			}
-			logger.LogAttrs(r.Context(), slog.LevelInfo, "request", attrs...)
-		})
-	}
-}
-
-func routeLabel(name string) string {
-	if name == "" {
-		return "no_route"
-	}
-	return name
-}
-
-func remoteIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // recoverPanic turns a handler panic into a 500 internal envelope and logs the
@@ -193,11 +54,24 @@ func recoverPanic(logger *slog.Logger) middleware {
 	}
 }
 
+// bodyReadIdle is how long a request body may go without a byte arriving: nginx's
+// client_body_timeout (60s). It bounds each read, not the whole body, so a large
+// upload on a slow link goes on as long as it keeps moving, while a caller that
+// opens a body and stops holds a connection and a goroutine for a minute at most.
+// Responses are not bounded by it: server-sent events stream as long as they like.
+// When server.read_timeout is set, net/http's whole-request deadline governs instead.
+const bodyReadIdle = 60 * time.Second
+
 // limitBody refuses bodies over max: at once when Content-Length says so, and as
-// soon as a reader crosses the limit otherwise.
+// soon as a reader crosses the limit otherwise; and bounds each body read by
+// bodyReadIdle (see limitBodyIdle).
+func limitBody(max int64) middleware { return limitBodyIdle(max, bodyReadIdle) }
+
+// limitBodyIdle is limitBody with idle as the longest wait for the next bytes of a
+// body (0: no bound of its own).
 //
 // It also answers for a body the caller fails to deliver: a malformed chunk, or one
-// stalled past server.read_timeout. The request's context is cancelled at the first
+// stalled past idle or server.read_timeout. The request's context is cancelled at the first
 // such read error, so the layers below stop, and the proxy, which treats a
 // cancelled request as the caller's doing, neither retries it nor counts it against
 // the upstream: otherwise three bad chunks from any caller would eject a healthy
@@ -205,7 +79,7 @@ func recoverPanic(logger *slog.Logger) middleware {
 // The caller then gets 400 bad_request, when no response has started, instead of
 // the empty 200 net/http sends for a handler that wrote nothing; a caller that hung
 // up mid-body gets nothing, as before.
-func limitBody(max int64) middleware {
+func limitBodyIdle(max int64, idle time.Duration) middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.ContentLength > max {
@@ -224,9 +98,13 @@ func limitBody(max int64) middleware {
 			ctx, cancel := context.WithCancelCause(conn)
 			defer cancel(nil)
 			body := &callerBody{ReadCloser: http.MaxBytesReader(w, r.Body, max), cancel: cancel}
+			if srv, _ := conn.Value(http.ServerContextKey).(*http.Server); idle > 0 && (srv == nil || srv.ReadTimeout <= 0) {
+				body.idle, body.rc = idle, http.NewResponseController(w)
+			}
 			r = r.WithContext(ctx)
 			r.Body = body
 			next.ServeHTTP(w, r)
+			body.handlerDone()
 			// A caller that hung up gets nothing (logged 499); one that stalled past
 			// the read timeout is still there to be told.
 			e := body.failed.Load()
@@ -239,7 +117,7 @@ func limitBody(max int64) middleware {
 
 // Answers for a body the caller failed to deliver.
 var (
-	errBodyTooSlow = apierror.BadRequest("the request body did not arrive within the server's read timeout")
+	errBodyTooSlow = apierror.BadRequest("the request body stopped arriving: no bytes within the server's read timeout")
 	errBodyBroken  = apierror.BadRequest("the request body could not be read: it is cut short or its chunked encoding is malformed")
 )
 
@@ -250,9 +128,40 @@ type callerBody struct {
 	io.ReadCloser
 	cancel context.CancelCauseFunc
 	failed atomic.Pointer[apierror.Error]
+
+	// idle, when not 0, is set as the connection's (HTTP/2: the stream's) read
+	// deadline before each read. mu and done keep that from touching the connection
+	// once the handler has returned: a transport goroutine may still be reading,
+	// and the connection may be serving the next request by then.
+	idle time.Duration
+	rc   *http.ResponseController
+	mu   sync.Mutex
+	done bool
+}
+
+// setDeadline sets the read deadline to t while the handler runs.
+func (b *callerBody) setDeadline(t time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.done {
+		_ = b.rc.SetReadDeadline(t)
+	}
+}
+
+func (b *callerBody) handlerDone() {
+	b.mu.Lock()
+	b.done = true
+	b.mu.Unlock()
 }
 
 func (b *callerBody) Read(p []byte) (int, error) {
+	if b.idle > 0 {
+		b.setDeadline(time.Now().Add(b.idle))
+	}
+	// No need to clear the deadline when the body is over: net/http does, as it
+	// starts reading the connection in the background (HTTP/1.1) to notice the
+	// caller leaving, so a response that streams on is never cut by it
+	// (TestBodyReadIdleBound).
 	n, err := b.ReadCloser.Read(p)
 	if err != nil && err != io.EOF && b.failed.Load() == nil {
 		var tooLarge *http.MaxBytesError
@@ -306,22 +215,36 @@ func responseStarted(w http.ResponseWriter) bool {
 // tunnel (an h2c connection's requests, WebSocket messages) is never routed,
 // authorised, rate limited or masked. h2c smuggling is exactly this. No route needs
 // a tunnel yet; one that does should get an explicit route option.
-func cleanPath(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodConnect || httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade") {
-			apierror.Write(w, r, errTunnel)
-			return
-		}
-		p := r.URL.Path
-		if p == "" || p[0] != '/' || strings.Contains(p, "//") || strings.Contains(p, "/./") ||
-			strings.Contains(p, "/../") || strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..") ||
-			!cleanChars(p) || hasEncodedSlashOrDot(r.URL.RawPath) {
-			apierror.Write(w, r, apierror.BadRequest("the request path is not in canonical form"))
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+//
+// refuse writes the answer (see refusals).
+func cleanPath(refuse refusal) middleware {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if e := refusedPath(r); e != nil {
+				refuse(w, r, e)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }
+
+// refusedPath is cleanPath's decision: the answer for r, or nil when r may go on.
+func refusedPath(r *http.Request) *apierror.Error {
+	if r.Method == http.MethodConnect || httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade") {
+		return errTunnel
+	}
+	p := r.URL.Path
+	if p == "" || p[0] != '/' || strings.Contains(p, "//") || strings.Contains(p, "/./") ||
+		strings.Contains(p, "/../") || strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..") ||
+		!cleanChars(p) || hasEncodedSlashOrDot(r.URL.RawPath) {
+		return errNotCanonical
+	}
+	return nil
+}
+
+// errNotCanonical answers a path cleanPath refuses.
+var errNotCanonical = apierror.BadRequest("the request path is not in canonical form")
 
 // errTunnel answers requests that would turn the exchange into a tunnel.
 var errTunnel = apierror.BadRequest("protocol upgrades (Connection: upgrade, e.g. WebSocket or h2c) and CONNECT are not proxied")

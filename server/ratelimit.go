@@ -52,6 +52,41 @@ func limitsFor(rules []*ratelimit.Rule, routeName string) (before, after []*rate
 	return before, after
 }
 
+// refusalRules are the rules that also count the requests refused before any route
+// is chosen: those keyed by the caller's address alone and scoped to no routes,
+// the ones that are meant to hold for everything an address sends.
+func refusalRules(rules []*ratelimit.Rule) []*ratelimit.Rule {
+	var out []*ratelimit.Rule
+	for _, r := range rules {
+		if r.Key == "ip" && len(r.Routes) == 0 {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// refusal answers a request refused before any route is chosen.
+type refusal func(w http.ResponseWriter, r *http.Request, err error)
+
+// refusals returns how requests refused before routing (no route matches, or
+// cleanPath refuses the path) are answered: counted against rules first, which
+// they otherwise reach no route's limiter for, so spraying 404s and 400s would cost
+// nothing while every routed request from the same address counts. The buckets are
+// the routes' own (same rule, same address), so an address has one budget whatever
+// it sends, and a routed request is counted once, by its route. With no such rule
+// it is apierror.Write.
+func refusals(lim ratelimit.Limiter, rules []*ratelimit.Rule, logger *slog.Logger) refusal {
+	if len(rules) == 0 {
+		return apierror.Write
+	}
+	limit := rateLimit(lim, rules, logger)
+	return func(w http.ResponseWriter, r *http.Request, err error) {
+		limit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			apierror.Write(w, r, err)
+		})).ServeHTTP(w, r)
+	}
+}
+
 // rateLimit refuses a request any of rules refuses, with 429 rate_limited, and tells
 // the caller where it stands (RateLimit-*) on every answer of a limited route.
 func rateLimit(lim ratelimit.Limiter, rules []*ratelimit.Rule, logger *slog.Logger) middleware {

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,8 +55,20 @@ type Server struct {
 	mainLn, redirectLn, adminLn net.Listener
 }
 
+// Option adjusts a Server as New builds it.
+type Option func(*deps)
+
+// WithJSONAccessLog has the gateway write its access lines straight to w rather
+// than through the logger, byte for byte as slog.NewJSONHandler(w, nil) would (masked
+// as every log line is), at a fraction of the cost. w must be the logger's own
+// writer, the logger must be JSON at level info or below, and w must take
+// concurrent Writes of whole lines without interleaving them, as an *os.File does.
+func WithJSONAccessLog(w io.Writer) Option {
+	return func(d *deps) { d.accessOut = w }
+}
+
 // New builds a Server from cfg. It binds nothing yet: see Listen.
-func New(cfg *config.Config, logger *slog.Logger) (s *Server, err error) {
+func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (s *Server, err error) {
 	// Whatever New opened is closed again when a later step fails.
 	var cleanup []func() error
 	defer func() {
@@ -97,6 +111,9 @@ func New(cfg *config.Config, logger *slog.Logger) (s *Server, err error) {
 		store:     store,
 		audit:     audit,
 		limiter:   s.newLimiter(cfg, store),
+	}
+	for _, o := range opts {
+		o(&s.deps)
 	}
 	s.closeAudit = closeAudit
 	gw, err := buildGateway(cfg, s.deps, nil)
@@ -208,6 +225,11 @@ func (s *Server) Listen() error {
 		if _, port, _ := net.SplitHostPort(httpsAddr); port == "0" {
 			httpsAddr = s.mainLn.Addr().String()
 		}
+		// Behind a port mapping (docker -p 443:8443, a load balancer) clients reach
+		// the TLS listener on another port than it binds.
+		if p := s.cfg.Server.PublicHTTPSPort; p > 0 {
+			httpsAddr = net.JoinHostPort("", strconv.Itoa(p))
+		}
 		redirect := tlsedge.RedirectHandler(httpsAddr)
 		// ACME HTTP-01 challenges are answered here, by whichever edge is current.
 		s.redirect.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -221,6 +243,11 @@ func (s *Server) Listen() error {
 	}
 	return nil
 }
+
+// Logger is the logger the gateway writes with: the one New was given, wrapped so
+// that no line holds a full mobile number. Make it slog's default (slog.SetDefault)
+// so that lines from libraries, net/http's among them, are masked too.
+func (s *Server) Logger() *slog.Logger { return s.logger }
 
 // Addr is the edge listener's address (after Listen).
 func (s *Server) Addr() net.Addr { return s.mainLn.Addr() }

@@ -65,7 +65,7 @@ var everyLog struct {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := checkSecrets(m.Run)
 	everyLog.Lock()
 	for _, b := range everyLog.bufs {
 		b.mu.Lock()
@@ -133,7 +133,7 @@ func startGateway(t *testing.T, yaml string) *testGateway {
 
 // startGatewayFrom starts a gateway whose config comes from load, also used on
 // Reload, watching watchPath when it is not "".
-func startGatewayFrom(t *testing.T, load func() (*config.Config, error), watchPath string) *testGateway {
+func startGatewayFrom(t *testing.T, load func() (*config.Config, error), watchPath string, opts ...func(logs *syncBuffer) Option) *testGateway {
 	t.Helper()
 	cfg, err := load()
 	if err != nil {
@@ -144,7 +144,11 @@ func startGatewayFrom(t *testing.T, load func() (*config.Config, error), watchPa
 	everyLog.bufs = append(everyLog.bufs, logs)
 	everyLog.Unlock()
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := New(cfg, logger)
+	var options []Option
+	for _, o := range opts {
+		options = append(options, o(logs))
+	}
+	srv, err := New(cfg, logger, options...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,21 +159,23 @@ func startGatewayFrom(t *testing.T, load func() (*config.Config, error), watchPa
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ctx) }()
+	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}
+	g := &testGateway{
+		srv:    srv,
+		url:    "https://" + srv.Addr().String(),
+		admin:  "http://" + srv.AdminAddr().String(),
+		client: &http.Client{Transport: scanningTransport{tr}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		logs:   logs,
+	}
 	t.Cleanup(func() {
+		scanMetrics(g)
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	tr := &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}, ForceAttemptHTTP2: true}
 	t.Cleanup(tr.CloseIdleConnections)
-	return &testGateway{
-		srv:    srv,
-		url:    "https://" + srv.Addr().String(),
-		admin:  "http://" + srv.AdminAddr().String(),
-		client: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
-		logs:   logs,
-	}
+	return g
 }
 
 func (g *testGateway) do(t *testing.T, method, path, key string, body io.Reader, hdr ...string) (*http.Response, []byte) {
@@ -477,6 +483,26 @@ func TestTLSEdge(t *testing.T) {
 	})
 }
 
+// Behind a port mapping (docker -p 443:8443), redirects name the port clients use.
+func TestRedirectToPublicHTTPSPort(t *testing.T) {
+	up := seenHeaders(t)
+	cfg := strings.Replace(baseConfig(up.URL, ""), `  http_listen: "127.0.0.1:0"`, `  http_listen: "127.0.0.1:0"
+  public_https_port: 443`, 1)
+	g := startGateway(t, cfg)
+	for port, want := range map[string]string{"": "https://mp.example.com/api/orders/7?x=1", ":8080": "https://mp.example.com/api/orders/7?x=1"} {
+		req, _ := http.NewRequest("GET", "http://"+g.srv.RedirectAddr().String()+"/api/orders/7?x=1", nil)
+		req.Host = "mp.example.com" + port
+		resp, err := g.client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusPermanentRedirect || resp.Header.Get("Location") != want {
+			t.Fatalf("Host %q: status %d Location %q, want 308 %q", req.Host, resp.StatusCode, resp.Header.Get("Location"), want)
+		}
+	}
+}
+
 func portOf(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }
 
 func TestServerSentEventsStream(t *testing.T) {
@@ -508,7 +534,7 @@ func TestPanicAnswers500Envelope(t *testing.T) {
 	logs := &syncBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	h := chain(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") }),
-		requestID(time.Now), recoverPanic(logger))
+		accessLog(logger, newMetrics(), time.Now, nil), recoverPanic(logger))
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/x", nil))
 	var env envelope

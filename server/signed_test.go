@@ -16,13 +16,14 @@ import (
 	"github.com/signgate/signgate/auth"
 	"github.com/signgate/signgate/daojia"
 	"github.com/signgate/signgate/internal/testredis"
+	"github.com/signgate/signgate/internal/testsecret"
 )
 
 const (
 	partnerKey    = "partner-key-1234567890"
-	partnerSecret = "partner-secret-abcdef"
+	partnerSecret = testsecret.PartnerSecret
 	djKey         = "2801209652"
-	djSecret      = "testSecret123"
+	djSecret      = testsecret.DaojiaSecret
 )
 
 // signedConfig adds a signing partner, a relay and a callback route to baseConfig.

@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -124,7 +125,10 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	logger := newLogger(stdout, cfg.Log)
+	// One lock for every line: the access lines bypass the logger's handler (see
+	// server.WithJSONAccessLog) but share its writer.
+	out := &lockedWriter{w: stdout}
+	logger := newLogger(out, cfg.Log)
 	slog.SetDefault(logger)
 	state.SetRedisLogger(logger)
 
@@ -142,11 +146,20 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		defer stopDemo()
 	}
 
-	srv, err := server.New(cfg, logger)
+	var opts []server.Option
+	if cfg.Log.Format != "text" && logger.Enabled(ctx, slog.LevelInfo) {
+		opts = append(opts, server.WithJSONAccessLog(out))
+	}
+	srv, err := server.New(cfg, logger, opts...)
 	if err != nil {
 		logger.Error("cannot start", "err", err)
 		return 1
 	}
+	// From here on every line, libraries' included (net/http logs an upstream's
+	// stray bytes through the log package), goes through the masking wrapper.
+	logger = srv.Logger()
+	slog.SetDefault(logger)
+	state.SetRedisLogger(logger)
 	watch := ""
 	if !embedded {
 		watch = *path
@@ -261,6 +274,19 @@ func warnIfReadableByOthers(logger *slog.Logger, path string) {
 		logger.Warn("the config file is readable by every user on this host; it may hold secrets: chmod o-r it",
 			"path", path, "mode", fmt.Sprintf("%04o", perm))
 	}
+}
+
+// lockedWriter serialises Writes, so log lines from the handler and the access log
+// never interleave, whatever the writer.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func newLogger(w io.Writer, lc config.Log) *slog.Logger {
