@@ -4,9 +4,11 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,6 +32,8 @@ type lab struct {
 	redisProc     *proc
 	sandbox       string // base URL, "" when no row needs it
 	sandboxProc   *proc
+
+	idleConns int // what the idle rows open: nginx's worker_connections must hold it
 }
 
 // newLab builds signgate, writes the certificate and starts the servers the selected
@@ -141,10 +145,10 @@ func requireTools(rows []row) error {
 		}
 	}
 	var missing, pkgs []string
-	for tool, pkg := range need {
+	for _, tool := range slices.Sorted(maps.Keys(need)) {
 		if _, err := exec.LookPath(tool); err != nil {
 			missing = append(missing, tool)
-			pkgs = append(pkgs, pkg)
+			pkgs = append(pkgs, need[tool])
 		}
 	}
 	if len(missing) > 0 {

@@ -51,6 +51,13 @@ type options struct {
 	doc         string
 	keep        bool
 	args        []string
+
+	idleConns  int           // connections the idle rows open
+	idleSettle time.Duration // how long they sit idle before the figures are read
+	soakRate   float64       // req/s the soak rows send
+	soakConns  int           // over this many keep-alive connections
+	soakFor    time.Duration
+	soakEvery  time.Duration // how often the soak rows read RSS and goroutines
 }
 
 func loadtestMain(args []string) int {
@@ -62,11 +69,17 @@ func loadtestMain(args []string) int {
 	fs.IntVar(&o.threads, "threads", 1, "wrk threads; wrk has one core (core 0), shared with the upstream")
 	fs.IntVar(&o.repeat, "repeat", 3, "measured runs per row; the table reports the median")
 	rows := fs.String("rows", "", "comma-separated row ids to run (default: all): "+strings.Join(rowIDs(), ","))
-	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of -profile-row's first measured run (a signgate row) to this file, from /debug/pprof/profile")
-	fs.StringVar(&o.profileRow, "profile-row", "5", "the signgate row -cpuprofile profiles")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of -profile-row's first measured run (a signgate or the bare row) to this file, from /debug/pprof/profile")
+	fs.StringVar(&o.profileRow, "profile-row", "5", "the signgate or bare row -cpuprofile profiles")
 	fs.BoolVar(&o.writeDoc, "write-doc", false, "write the tables into the load-test section of -doc")
 	fs.StringVar(&o.doc, "doc", "docs/performance.md", "the document -write-doc updates (between its loadtest:begin and loadtest:end markers)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the temporary directory (configs, logs) for inspection")
+	fs.IntVar(&o.idleConns, "idle-conns", 10000, "keep-alive connections the idle rows open and leave idle")
+	fs.DurationVar(&o.idleSettle, "idle-settle", 5*time.Second, "how long the idle rows' connections sit idle before RSS is read")
+	fs.Float64Var(&o.soakRate, "soak-rate", 1000, "req/s the soak rows send, paced")
+	fs.IntVar(&o.soakConns, "soak-conns", 32, "keep-alive connections the soak rows send over")
+	fs.DurationVar(&o.soakFor, "soak-duration", time.Minute, "how long the soak rows send")
+	fs.DurationVar(&o.soakEvery, "soak-every", 5*time.Second, "how often the soak rows read RSS and goroutines; the first reading after the start ends the warm-up")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -76,6 +89,10 @@ func loadtestMain(args []string) int {
 	}
 	if o.repeat < 1 || o.connections < 1 || o.threads < 1 || o.threads > o.connections {
 		fmt.Fprintln(os.Stderr, "loadtest: -repeat, -connections and -threads must be at least 1, and -threads at most -connections")
+		return 2
+	}
+	if o.idleConns < 1 || o.soakRate <= 0 || o.soakConns < 1 || o.soakEvery <= 0 || o.soakFor < 2*o.soakEvery {
+		fmt.Fprintln(os.Stderr, "loadtest: -idle-conns, -soak-rate, -soak-conns and -soak-every must be positive, and -soak-duration at least twice -soak-every")
 		return 2
 	}
 	if *rows != "" {
@@ -95,8 +112,8 @@ func loadtestMain(args []string) int {
 	}
 	if o.cpuProfile != "" {
 		r, ok := rowByID(o.profileRow)
-		if !ok || r.system != sysSigngate {
-			fmt.Fprintf(os.Stderr, "loadtest: -profile-row %q is not a signgate row\n", o.profileRow)
+		if !ok || (r.system != sysSigngate && r.system != sysBare && r.system != sysPool) {
+			fmt.Fprintf(os.Stderr, "loadtest: -profile-row %q is not a signgate or bare row\n", o.profileRow)
 			return 2
 		}
 		if o.rows != nil && !o.rows[o.profileRow] {

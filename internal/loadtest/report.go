@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -17,6 +18,8 @@ import (
 type report struct {
 	opts                  options
 	results               []measured
+	idle                  []idleResult
+	soak                  []soakResult
 	started               time.Time
 	took                  time.Duration
 	machine               string
@@ -41,10 +44,12 @@ func (rep report) markdown() string {
 	if o.warmup > 0 {
 		warm = "a " + o.warmup.String() + " warm-up"
 	}
-	fmt.Fprintf(&b, "`wrk -t%d -c%d -d%s --latency`, HTTP/1.1 keep-alive. %s, each row once per round "+
-		"(its system started afresh, %s, one measured run); each column is the median over the rounds. "+
-		"The upstream answers %d bytes of JSON (row 9: a %d-byte order list).\n\n",
-		o.threads, o.connections, o.duration, rounds(o.repeat), warm, len(payload), len(orders))
+	if len(rep.results) > 0 {
+		fmt.Fprintf(&b, "`wrk -t%d -c%d -d%s --latency`, HTTP/1.1 keep-alive. %s, each row once per round "+
+			"(its system started afresh, %s, one measured run); each column is the median over the rounds. "+
+			"The upstream answers %d bytes of JSON (row 9: a %d-byte order list).\n\n",
+			o.threads, o.connections, o.duration, rounds(o.repeat), warm, len(payload), len(orders))
+	}
 
 	var throughput, latency [][]string
 	for _, m := range rep.results {
@@ -63,13 +68,14 @@ func (rep report) markdown() string {
 		if m.allocs >= 0 {
 			allocs = fmt.Sprintf("%.0f", m.allocs)
 		}
-		throughput = append(throughput, []string{m.row.num, m.row.name, tls, fmt.Sprintf("%.0f", m.rps), ratio,
+		throughput = append(throughput, []string{m.row.num, m.row.name, tls, fmt.Sprintf("%.0f", m.rps),
+			fmt.Sprintf("%.0f %%", 100*m.spread), ratio,
 			fmtLatency(m.p50), fmtLatency(m.p99), fmtCPU(m.cpuPer10k), fmtBytes(m.rss), allocs})
 	}
 	if len(throughput) > 0 {
-		b.WriteString(table([]string{"#", "system under test", "TLS", "req/s", "× direct", "p50", "p99",
-			"CPU s / 10k req", "RSS", "allocs / req"}, "lllrrrrrrr", throughput))
-		b.WriteString("\nDirect rows: the CPU, RSS and allocations are the upstream's own (on core 0, with wrk). " +
+		b.WriteString(table([]string{"#", "system under test", "TLS", "req/s", "spread", "× direct", "p50", "p99",
+			"CPU s / 10k req", "RSS", "allocs / req"}, "lllrrrrrrrr", throughput))
+		b.WriteString("\nspread: (highest − lowest) / median req/s over the rounds. Direct rows: the CPU, RSS and allocations are the upstream's own (on core 0, with wrk). " +
 			"RSS: VmRSS at the end of the run; nginx: master + worker summed. allocs / req: `go_memstats_mallocs_total` over the run; " +
 			"— where the process has no such counter (nginx) or its admin endpoint is off (Caddy).\n")
 	}
@@ -98,9 +104,18 @@ func (rep report) markdown() string {
 		b.WriteString(table([]string{"#", "system under test", "proxy on", "p50", "p99", "p50 added", "p99 added"}, "lllrrrr", latency))
 	}
 
+	if len(rep.idle) > 0 {
+		paragraph(&b)
+		rep.idleTable(&b)
+	}
+	if len(rep.soak) > 0 {
+		paragraph(&b)
+		rep.soakTable(&b)
+	}
+
 	if t := rep.targets(); len(t) > 0 {
 		b.WriteString("\nIssue 8's targets, from this run:\n\n")
-		b.WriteString(table([]string{"target", "measured", ""}, "lrl", t))
+		b.WriteString(table([]string{"target", "measured", "by CPU / req", ""}, "lrrl", t))
 	}
 	for _, m := range rep.results {
 		for _, e := range m.errors {
@@ -113,6 +128,8 @@ func (rep report) markdown() string {
 // targets compares the run with issue 8's targets, for the rows it has.
 func (rep report) targets() [][]string {
 	var out [][]string
+	// Beside req/s, the same ratio by CPU time per request: what each would serve
+	// with its core to itself, whatever held back the other core.
 	ratio := func(label, a, b string, want float64) {
 		x, ok1 := rep.get(a)
 		y, ok2 := rep.get(b)
@@ -120,13 +137,22 @@ func (rep report) targets() [][]string {
 			return
 		}
 		r := x.rps / y.rps
-		out = append(out, []string{label, fmt.Sprintf("%.2f×", r), verdict(r >= want)})
+		byCPU := "—"
+		if x.cpuPer10k > 0 {
+			byCPU = fmt.Sprintf("%.2f×", float64(y.cpuPer10k)/float64(x.cpuPer10k))
+		}
+		v := "for reference"
+		if want > 0 {
+			v = verdict(r >= want)
+		}
+		out = append(out, []string{label, fmt.Sprintf("%.2f×", r), byCPU, v})
 	}
 	ratio("signgate plain (5) ≥ 1.3× Caddy (4)", "5", "4", 1.3)
 	ratio("… with TLS (5 / 4, TLS on)", "5tls", "4tls", 1.3)
 	ratio("signgate plain (5) ≥ 0.65× nginx (3)", "5", "3", 0.65)
 	ratio("… with TLS (5 / 3, TLS on)", "5tls", "3tls", 0.65)
 	ratio("signgate plain (5) ≥ 1.1× bare ReverseProxy (2)", "5", "2", 1.1)
+	ratio("signgate plain (5) / proxy.Pool alone (2p): the middleware's cost", "5", "2p", 0)
 	ratio("fully featured route (9) ≥ Caddy (4)", "9", "4", 1.0)
 	added := func(label, id string, pick func(measured) time.Duration, limit time.Duration) {
 		d, ok1 := rep.get("lat1")
@@ -135,7 +161,7 @@ func (rep report) targets() [][]string {
 			return
 		}
 		a := pick(m) - pick(d)
-		out = append(out, []string{label, "+" + fmtLatency(a), verdict(a <= limit)})
+		out = append(out, []string{label, "+" + fmtLatency(a), "", verdict(a <= limit)})
 	}
 	p50 := func(m measured) time.Duration { return m.p50 }
 	p99 := func(m measured) time.Duration { return m.p99 }
@@ -146,7 +172,16 @@ func (rep report) targets() [][]string {
 		added(c.what+", p50 added at 1 connection ≤ 100 µs", c.id, p50, 100*time.Microsecond)
 		added(c.what+", p99 added at 1 connection ≤ 400 µs", c.id, p99, 400*time.Microsecond)
 	}
+	out = append(out, rep.idleTargets()...)
+	out = append(out, rep.soakTargets()...)
 	return out
+}
+
+// paragraph ends b with a blank line, whatever the section before it ended with.
+func paragraph(b *strings.Builder) {
+	if !strings.HasSuffix(b.String(), "\n\n") {
+		b.WriteString("\n")
+	}
 }
 
 func verdict(met bool) string {
@@ -231,6 +266,19 @@ func fmtLatency(d time.Duration) string {
 func fmtCPU(d time.Duration) string { return fmt.Sprintf("%.2f", d.Seconds()) }
 
 func fmtBytes(n int64) string { return fmt.Sprintf("%.1f MB", float64(n)/(1<<20)) }
+
+// fmtCount writes n with a space between thousands, as the prose does: 10 000.
+func fmtCount(n int) string {
+	s := strconv.Itoa(n)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 && c != '-' && s[i-1] != '-' {
+			b.WriteByte(' ')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
 
 // command is how this run was started, as a reader would type it.
 func command(args []string) string {

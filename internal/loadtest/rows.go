@@ -15,6 +15,10 @@ type row struct {
 	// sameCore puts the system under test on the load core too, with wrk and the
 	// upstream: a latency row without the cross-core wake-ups of the split layout.
 	sameCore bool
+	// idle rows hold many keep-alive connections open and idle (idle.go); soak rows
+	// send a paced rate for a minute (soak.go). Neither uses wrk, and each runs once,
+	// after the rounds: their figures are memory and goroutines over time, not req/s.
+	idle, soak bool
 }
 
 // proxyCore is the core the row's system under test runs on.
@@ -52,7 +56,9 @@ const (
 // allRows is the table, in the order it runs and prints.
 var allRows = []row{
 	{id: "1", num: "1", name: "upstream direct", system: sysDirect, req: request{path: pathServices}},
-	{id: "2", num: "2", name: "bare httputil.ReverseProxy (proxy.Pool)", system: sysBare, req: request{path: pathServices}},
+	{id: "2", num: "2", name: "bare httputil.ReverseProxy (stdlib defaults)", system: sysBare, req: request{path: pathServices}},
+	// Not one of issue 8's rows: signgate's own proxy without its middleware.
+	{id: "2p", num: "2p", name: "proxy.Pool alone (signgate's transport, no middleware)", system: sysPool, req: request{path: pathServices}},
 	{id: "3", num: "3", name: "nginx proxy_pass, keepalive 64", system: sysNginx, req: request{path: pathServices}},
 	{id: "4", num: "4", name: "Caddy reverse_proxy", system: sysCaddy, req: request{path: pathServices}},
 	{id: "5", num: "5", name: "signgate, plain route (public: true)", system: sysSigngate, req: request{path: pathPublic}},
@@ -74,6 +80,7 @@ var allRows = []row{
 	{id: "lat1", num: "1", name: "upstream direct", system: sysDirect, oneConn: true, req: request{path: pathServices}},
 	// For reference: what the extra hop to the proxy core costs a bare Go proxy and nginx.
 	{id: "lat2", num: "2", name: "bare httputil.ReverseProxy", system: sysBare, oneConn: true, req: request{path: pathServices}},
+	{id: "lat2p", num: "2p", name: "proxy.Pool alone", system: sysPool, oneConn: true, req: request{path: pathServices}},
 	{id: "lat3", num: "3", name: "nginx", system: sysNginx, oneConn: true, req: request{path: pathServices}},
 	{id: "lat5", num: "5", name: "signgate, plain route", system: sysSigngate, oneConn: true, req: request{path: pathPublic}},
 	{id: "lat6", num: "6", name: "signgate, API key + RBAC", system: sysSigngate, oneConn: true, req: request{path: pathServices, apiKey: appKey}},
@@ -81,6 +88,16 @@ var allRows = []row{
 	{id: "lat3c", num: "3", name: "nginx", system: sysNginx, oneConn: true, sameCore: true, req: request{path: pathServices}},
 	{id: "lat5c", num: "5", name: "signgate, plain route", system: sysSigngate, oneConn: true, sameCore: true, req: request{path: pathPublic}},
 	{id: "lat6c", num: "6", name: "signgate, API key + RBAC", system: sysSigngate, oneConn: true, sameCore: true, req: request{path: pathServices, apiKey: appKey}},
+
+	// 10 000 idle keep-alive connections, each after one GET: what holding them costs.
+	{id: "idle3", num: "3", name: "nginx", system: sysNginx, idle: true, req: request{path: pathServices}},
+	{id: "idle4", num: "4", name: "Caddy", system: sysCaddy, idle: true, req: request{path: pathServices}},
+	{id: "idle5", num: "5", name: "signgate, plain route", system: sysSigngate, idle: true, req: request{path: pathPublic}},
+	{id: "idle3tls", num: "3", name: "nginx", system: sysNginx, tls: true, idle: true, req: request{path: pathServices}},
+	{id: "idle4tls", num: "4", name: "Caddy", system: sysCaddy, tls: true, idle: true, req: request{path: pathServices}},
+	{id: "idle5tls", num: "5", name: "signgate, plain route", system: sysSigngate, tls: true, idle: true, req: request{path: pathPublic}},
+	// 1 000 req/s for a minute: do goroutines and memory stay flat?
+	{id: "soak6", num: "6", name: "signgate, API key + RBAC", system: sysSigngate, soak: true, req: request{path: pathServices, apiKey: appKey}},
 }
 
 func rowIDs() []string {

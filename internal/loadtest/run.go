@@ -20,6 +20,7 @@ import (
 type measured struct {
 	row       row
 	rps       float64
+	spread    float64 // (max − min) / median of req/s over the runs
 	p50, p99  time.Duration
 	cpuPer10k time.Duration // the system under test's CPU time per 10 000 requests
 	rss       int64         // at the end of the run
@@ -28,14 +29,25 @@ type measured struct {
 }
 
 func run(ctx context.Context, o options) error {
-	var rows []row
+	var rows, tail []row // tail: the idle and soak rows, run once after the rounds
 	for _, r := range allRows {
-		if o.rows == nil || o.rows[r.id] {
+		switch {
+		case o.rows != nil && !o.rows[r.id]:
+		case r.idle || r.soak:
+			tail = append(tail, r)
+		default:
 			rows = append(rows, r)
 		}
 	}
-	if err := requireTools(rows); err != nil {
+	selected := append(slices.Clone(rows), tail...)
+	if err := requireTools(selected); err != nil {
 		return err
+	}
+	if slices.ContainsFunc(tail, func(r row) bool { return r.idle }) {
+		// Before any system starts: they inherit the raised limit.
+		if err := raiseFileLimit(o.idleConns + 1024); err != nil {
+			return err
+		}
 	}
 	root, err := moduleRoot()
 	if err != nil {
@@ -57,11 +69,12 @@ func run(ctx context.Context, o options) error {
 	started := time.Now()
 	loadBefore := loadAverage()
 	fmt.Fprintln(os.Stderr, "loadtest: building signgate and starting the upstream on core", loadCore)
-	l, err := newLab(dir, root, rows)
+	l, err := newLab(dir, root, selected)
 	if err != nil {
 		return err
 	}
 	defer l.close()
+	l.idleConns = o.idleConns
 
 	// Rounds rather than rows: every row runs once, then every row again, so a burst
 	// of other work on the machine lands on one run of many rows, not on every run of
@@ -87,9 +100,13 @@ func run(ctx context.Context, o options) error {
 	for i := range rows {
 		results[i] = median(runs[i])
 	}
+	idles, soaks, err := l.runTail(ctx, o, tail)
+	if err != nil {
+		return err
+	}
 
 	rep := report{
-		opts: o, results: results, started: started, took: time.Since(started),
+		opts: o, results: results, idle: idles, soak: soaks, started: started, took: time.Since(started),
 		machine: describeMachine(), loadBefore: loadBefore, loadAfter: loadAverage(),
 	}
 	text := rep.markdown()
@@ -105,6 +122,72 @@ func run(ctx context.Context, o options) error {
 		fmt.Fprintln(os.Stderr, "loadtest: wrote", path)
 	}
 	return nil
+}
+
+// runTail runs the idle and soak rows, once each. This process is their client: it
+// moves to the load core for them, as wrk runs there, so the proxy core stays the
+// proxy's.
+func (l *lab) runTail(ctx context.Context, o options, tail []row) ([]idleResult, []soakResult, error) {
+	if len(tail) == 0 {
+		return nil, nil, nil
+	}
+	restore, err := pinSelf(loadCore)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer restore()
+	var idles []idleResult
+	var soaks []soakResult
+	for _, r := range tail {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		if r.idle {
+			fmt.Fprintf(os.Stderr, "loadtest: row %s: %s%s, %d idle connections\n", r.id, r.name, tlsSuffix(r.tls), o.idleConns)
+			m, err := l.measureIdle(ctx, o, r)
+			if err != nil {
+				return nil, nil, fmt.Errorf("row %s (%s%s): %w", r.id, r.name, tlsSuffix(r.tls), err)
+			}
+			fmt.Fprintf(os.Stderr, "loadtest:   %d of %d open after %s (opened in %s, %d failed), RSS %s → %s, goroutines %d → %d\n",
+				m.open, m.want, o.idleSettle, m.openTook.Round(time.Millisecond), m.failed, fmtBytes(m.rssBefore), fmtBytes(m.rssOpen), m.goBefore, m.goOpen)
+			idles = append(idles, m)
+			continue
+		}
+		fmt.Fprintf(os.Stderr, "loadtest: row %s: %s, %.0f req/s for %s\n", r.id, r.name, o.soakRate, o.soakFor)
+		m, err := l.measureSoak(ctx, o, r)
+		if err != nil {
+			return nil, nil, fmt.Errorf("row %s (%s): %w", r.id, r.name, err)
+		}
+		f, last := m.first(), m.last()
+		fmt.Fprintf(os.Stderr, "loadtest:   %.0f req/s answered, %d non-2xx, %d failed; RSS %s → %s, goroutines %d → %d\n",
+			float64(m.answered)/m.took.Seconds(), m.non2xx, m.failed, fmtBytes(f.rss), fmtBytes(last.rss), f.goroutines, last.goroutines)
+		soaks = append(soaks, m)
+	}
+	return idles, soaks, nil
+}
+
+// pinSelf moves every thread of this process to core (threads it starts later
+// inherit that) and returns what puts them back where they were.
+func pinSelf(core string) (func(), error) {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return nil, err
+	}
+	var was string
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+			was = strings.TrimSpace(v)
+		}
+	}
+	pid := strconv.Itoa(os.Getpid())
+	if out, err := exec.Command("taskset", "-a", "-p", "-c", core, pid).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("taskset -a -p -c %s %s: %v\n%s", core, pid, err, out)
+	}
+	return func() {
+		if was != "" {
+			_ = exec.Command("taskset", "-a", "-p", "-c", was, pid).Run()
+		}
+	}, nil
 }
 
 func tlsSuffix(on bool) string {
@@ -207,6 +290,13 @@ func median(runs []measured) measured {
 		return (v[len(v)/2-1] + v[len(v)/2]) / 2
 	}
 	out.rps = pick(func(m measured) float64 { return m.rps })
+	lo, hi := runs[0].rps, runs[0].rps
+	for _, r := range runs {
+		lo, hi = min(lo, r.rps), max(hi, r.rps)
+	}
+	if out.rps > 0 {
+		out.spread = (hi - lo) / out.rps
+	}
 	out.p50 = time.Duration(pick(func(m measured) float64 { return float64(m.p50) }))
 	out.p99 = time.Duration(pick(func(m measured) float64 { return float64(m.p99) }))
 	out.cpuPer10k = time.Duration(pick(func(m measured) float64 { return float64(m.cpuPer10k) }))
@@ -222,26 +312,36 @@ func median(runs []measured) measured {
 // mallocs reads go_memstats_mallocs_total from a Prometheus text endpoint; -1 when
 // there is none or it cannot be read.
 func mallocs(url string) int64 {
+	return int64(scrape(url, "go_memstats_mallocs_total")["go_memstats_mallocs_total"])
+}
+
+// scrape reads unlabelled samples from a Prometheus text endpoint; a name it cannot
+// read is -1, as is every name when url is "".
+func scrape(url string, names ...string) map[string]float64 {
+	out := make(map[string]float64, len(names))
+	for _, n := range names {
+		out[n] = -1
+	}
 	if url == "" {
-		return -1
+		return out
 	}
 	resp, err := http.Get(url)
 	if err != nil {
-		return -1
+		return out
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_mallocs_total "); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
-				return -1
-			}
-			return int64(f)
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		if _, want := out[name]; !ok || !want {
+			continue
+		}
+		if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); err == nil {
+			out[name] = f
 		}
 	}
-	return -1
+	return out
 }
 
 // fetchProfile writes signgate's CPU profile over d (/debug/pprof/profile on the

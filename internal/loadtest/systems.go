@@ -15,6 +15,7 @@ type system string
 const (
 	sysDirect   system = "direct"
 	sysBare     system = "bare"
+	sysPool     system = "pool"
 	sysNginx    system = "nginx"
 	sysCaddy    system = "caddy"
 	sysSigngate system = "signgate"
@@ -25,7 +26,7 @@ type sut struct {
 	addr    string // host:port wrk calls
 	proc    *proc  // the measured process (with its children)
 	metrics string // URL of a /metrics with go_memstats_mallocs_total; "" when there is none
-	admin   string // signgate's admin host:port, for pprof
+	admin   string // host:port serving /debug/pprof/profile (signgate, bare); "" when none
 	stop    func()
 }
 
@@ -48,7 +49,9 @@ func (l *lab) start(r row) (*sut, error) {
 	case sysDirect:
 		return l.startDirect(r)
 	case sysBare:
-		return l.startBare(r)
+		return l.startBare(r, "stdlib")
+	case sysPool:
+		return l.startBare(r, "pool")
 	case sysNginx:
 		return l.startNginx(r)
 	case sysCaddy:
@@ -75,7 +78,7 @@ func (l *lab) startDirect(r row) (*sut, error) {
 	return started(p, addr, &sut{addr: addr, proc: p, metrics: "http://" + admin + "/metrics"})
 }
 
-func (l *lab) startBare(r row) (*sut, error) {
+func (l *lab) startBare(r row, kind string) (*sut, error) {
 	if r.tls {
 		return nil, fmt.Errorf("row %s: the bare proxy has no TLS variant", r.id)
 	}
@@ -84,11 +87,11 @@ func (l *lab) startBare(r row) (*sut, error) {
 		return nil, err
 	}
 	p, err := startPinned(l.dir, "bare", r.proxyCore(), []string{"GOMAXPROCS=1"},
-		l.self, "bare", "-listen", addr, "-admin", admin, "-upstream", "http://"+l.upstream)
+		l.self, "bare", "-kind", kind, "-listen", addr, "-admin", admin, "-upstream", "http://"+l.upstream)
 	if err != nil {
 		return nil, err
 	}
-	return started(p, addr, &sut{addr: addr, proc: p, metrics: "http://" + admin + "/metrics"})
+	return started(p, addr, &sut{addr: addr, proc: p, metrics: "http://" + admin + "/metrics", admin: admin})
 }
 
 // startNginx runs nginx the way its documentation recommends for a keep-alive
@@ -109,10 +112,17 @@ func (l *lab) startNginx(r row) (*sut, error) {
 		listen = addr + " ssl"
 		tlsConf = fmt.Sprintf("    ssl_certificate %s;\n    ssl_certificate_key %s;\n    ssl_protocols TLSv1.2 TLSv1.3;\n", l.cert, l.key)
 	}
+	// worker_connections counts client and upstream connections alike, so the idle
+	// rows need more than the 4096 the others have. The others keep 4096: nginx
+	// allocates its connection table up front, and their RSS would grow with it.
+	workerConns := 4096
+	if r.idle {
+		workerConns = max(workerConns, l.idleConns+1024)
+	}
 	conf := fmt.Sprintf(`worker_processes 1;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log warn;
-events { worker_connections 4096; }
+events { worker_connections %[5]d; }
 http {
   access_log off;
   client_body_temp_path %[1]s/client_body;
@@ -133,7 +143,7 @@ http {
     }
   }
 }
-`, dir, l.upstream, listen, tlsConf)
+`, dir, l.upstream, listen, tlsConf, workerConns)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		return nil, err

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime"
@@ -69,8 +70,8 @@ func upstreamMain(args []string) int {
 	return serveUntilSignal(srv, *listen, *admin)
 }
 
-// serveUntilSignal serves srv on listen (TLS when srv.TLSConfig is set) and the
-// allocation counter on admin until SIGTERM or SIGINT.
+// serveUntilSignal serves srv on listen (TLS when srv.TLSConfig is set), and the
+// allocation counter and a CPU profile on admin, until SIGTERM or SIGINT.
 func serveUntilSignal(srv *http.Server, listen, admin string) int {
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
@@ -89,6 +90,7 @@ func serveUntilSignal(srv *http.Server, listen, admin string) int {
 			runtime.ReadMemStats(&ms)
 			fmt.Fprintf(w, "go_memstats_mallocs_total %d\n", ms.Mallocs)
 		})
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		adm := &http.Server{Addr: admin, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 		go func() { errc <- adm.ListenAndServe() }()
 		defer adm.Close()
