@@ -23,7 +23,14 @@ type Config struct {
 	Masking    Masking             `yaml:"masking"`
 	CORS       CORS                `yaml:"cors"`
 	Log        Log                 `yaml:"log"`
+
+	inlineSecrets []string
 }
+
+// InlineSecrets returns the paths of the secrets (client secrets, the serviceSecret,
+// the Redis password) written in the file itself rather than as ${ENV} references,
+// in file order: the file then needs the care of a key file.
+func (c *Config) InlineSecrets() []string { return c.inlineSecrets }
 
 // Server holds the listeners and the limits of the HTTP servers.
 type Server struct {

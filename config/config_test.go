@@ -85,6 +85,28 @@ func TestRepoConfigValidates(t *testing.T) {
 	if !cfg.Roles["provider"].AllowSet.Match("PUT", "/api/orders/42/status") {
 		t.Error("role provider does not allow PUT /api/orders/42/status")
 	}
+	if got := cfg.InlineSecrets(); len(got) != 0 {
+		t.Errorf("InlineSecrets = %q, want none: every secret is a ${ENV} reference", got)
+	}
+}
+
+// InlineSecrets names the secret fields written in the file, which then needs the care
+// of a key file; references to the environment, set or defaulted, do not count.
+func TestInlineSecrets(t *testing.T) {
+	cfg := mustParse(t, `
+redis: {addrs: ["127.0.0.1:6379"], password: "${REDIS_PASSWORD:-}"}
+clients:
+  - {id: a, api_key_sha256: "`+strings.Repeat("a", 64)+`", secret: "written-here", signature: hmac-sha256, roles: [r]}
+  - {id: b, api_key_sha256: "`+strings.Repeat("b", 64)+`", secret: "${SUNSHINE_SECRET}", signature: hmac-sha256, roles: [r]}
+roles: {r: {allow: ["GET /x"]}}
+upstreams: {u: {targets: ["http://127.0.0.1:1"]}}
+routes: [{name: x, match: "GET /x", upstream: u}]
+daojia: {base_url: "http://127.0.0.1:1", service_key: "k", service_secret: "also-written-here"}
+`)
+	want := []string{"clients[0].secret", "daojia.service_secret"}
+	if got := cfg.InlineSecrets(); !slices.Equal(got, want) {
+		t.Errorf("InlineSecrets = %q, want %q", got, want)
+	}
 }
 
 func TestRepoConfigNeedsItsSecrets(t *testing.T) {

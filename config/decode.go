@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/signgate/signgate/secret"
 )
 
 // decoder walks a yaml.Node tree into Go values by their yaml tags. It keeps going
@@ -27,6 +29,9 @@ type decoder struct {
 	// name, so problems can name the variable instead of showing the value: a
 	// ${SECRET} put in the wrong field must not be printed by `signgate validate`.
 	fromEnv map[string]string
+	// inline lists the paths of secret fields whose value is written in the file
+	// rather than read from the environment.
+	inline []string
 }
 
 // maxNodes bounds the values one file may decode to. Aliases let a small file name a
@@ -67,7 +72,10 @@ func (d *decoder) fail(path string, line int, format string, args ...any) {
 	d.problems = append(d.problems, Problem{Path: path, Line: line, Msg: fmt.Sprintf(format, args...)})
 }
 
-var durationType = reflect.TypeFor[time.Duration]()
+var (
+	durationType = reflect.TypeFor[time.Duration]()
+	secretType   = reflect.TypeFor[secret.Secret]()
+)
 
 // decode sets v from n. A null n leaves v as it is: the key counts as absent.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
@@ -104,6 +112,9 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	case reflect.String:
 		if s, ok := d.scalar(n, path, "a string"); ok {
 			v.SetString(s)
+			if v.Type() == secretType && s != "" && !strings.Contains(n.Value, "${") {
+				d.inline = append(d.inline, path)
+			}
 		}
 	case reflect.Bool:
 		s, ok := d.scalar(n, path, "true or false")

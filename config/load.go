@@ -66,6 +66,7 @@ func Parse(data []byte, lookupEnv func(string) (string, bool)) (*Config, error) 
 		sortByLine(problems)
 		return nil, Errors(problems)
 	}
+	cfg.inlineSecrets = d.inline
 	return &cfg, nil
 }
 

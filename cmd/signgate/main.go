@@ -163,7 +163,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	watch := ""
 	if !embedded {
 		watch = *path
-		warnIfReadableByOthers(logger, *path)
+		warnIfReadableByOthers(logger, *path, cfg.InlineSecrets())
 	}
 	srv.SetConfigSource(reload, watch)
 	hup := make(chan os.Signal, 1)
@@ -263,16 +263,21 @@ func startDemoServers(cfg *config.Config, logger *slog.Logger) (func(), error) {
 	return stop, nil
 }
 
-// warnIfReadableByOthers warns when the config file can be read by users other than
-// its owner and group: it may hold secrets inline (and always holds key hashes).
-func warnIfReadableByOthers(logger *slog.Logger, path string) {
+// warnIfReadableByOthers warns when the config file holds secrets written inline
+// (not as ${ENV} references) and can be read by users other than its owner and group.
+// A file whose secrets all come from the environment holds only key hashes and
+// settings, and is left to the operator.
+func warnIfReadableByOthers(logger *slog.Logger, path string, inline []string) {
+	if len(inline) == 0 {
+		return
+	}
 	fi, err := os.Stat(path)
 	if err != nil {
 		return
 	}
 	if perm := fi.Mode().Perm(); perm&0o004 != 0 {
-		logger.Warn("the config file is readable by every user on this host; it may hold secrets: chmod o-r it",
-			"path", path, "mode", fmt.Sprintf("%04o", perm))
+		logger.Warn("the config file holds secrets and is readable by every user on this host: chmod o-r it, or move the secrets to ${ENV} references",
+			"path", path, "mode", fmt.Sprintf("%04o", perm), "secrets", inline)
 	}
 }
 

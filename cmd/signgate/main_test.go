@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/signgate/signgate/auth"
+	"github.com/signgate/signgate/internal/testsecret"
 )
 
 // binary is the signgate built once for the process tests: they run it as an
@@ -152,10 +153,10 @@ func TestSign(t *testing.T) {
 
 // gatewayProcess starts `signgate serve` and waits for its "serving" log line.
 type gatewayProcess struct {
-	cmd        *exec.Cmd
-	listen     string
-	lines      chan map[string]any
-	sawWarning bool // a "readable by every user" warning came before "serving"
+	cmd     *exec.Cmd
+	listen  string
+	lines   chan map[string]any
+	warning map[string]any // the "readable by every user" warning, if it came before "serving"
 }
 
 func startProcess(t *testing.T, env []string, args ...string) *gatewayProcess {
@@ -195,7 +196,7 @@ func startProcess(t *testing.T, env []string, args ...string) *gatewayProcess {
 				t.Fatal("signgate exited before serving")
 			}
 			if msg, _ := m["msg"].(string); strings.Contains(msg, "readable by every user") {
-				p.sawWarning = true
+				p.warning = m
 			}
 			if m["msg"] == "serving" {
 				p.listen = m["listen"].(string)
@@ -298,21 +299,45 @@ func TestEmbeddedDefaultServes(t *testing.T) {
 	}
 }
 
-func TestSIGHUPReloads(t *testing.T) {
+// readableConfig writes a config that anyone on the host may read, with one signing
+// client whose secret is the given YAML value.
+func readableConfig(t *testing.T, secretValue string) string {
+	t.Helper()
 	cfg := writeFile(t, fmt.Sprintf(`
 server: {listen: "127.0.0.1:0", http_listen: "", admin_listen: "127.0.0.1:0"}
 tls: {mode: "off"}
-clients: [{id: app, api_key_sha256: %q, roles: [app]}]
+clients:
+  - {id: app, api_key_sha256: %q, roles: [app]}
+  - {id: partner, api_key_sha256: %q, secret: %s, signature: hmac-sha256, roles: [app]}
 roles: {app: {allow: ["* /api/**"]}}
 upstreams: {backend: {targets: ["http://127.0.0.1:1"]}}
 routes: [{name: api, match: "* /api/**", upstream: backend}]
-`, auth.HashKey("k")))
+`, auth.HashKey("k"), auth.HashKey("p"), secretValue))
 	if err := os.Chmod(cfg, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return cfg
+}
+
+// A world-readable file whose secrets all come from the environment holds nothing
+// worth warning about.
+func TestNoReadableWarningWhenSecretsComeFromEnv(t *testing.T) {
+	cfg := readableConfig(t, `"${PARTNER_SECRET}"`)
+	p := startProcess(t, []string{"PARTNER_SECRET=" + testsecret.PartnerSecret}, "serve", "-config", cfg)
+	if p.warning != nil {
+		t.Errorf("warned %v, although no secret is written in the file", p.warning)
+	}
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	_ = p.cmd.Wait()
+}
+
+func TestSIGHUPReloads(t *testing.T) {
+	cfg := readableConfig(t, `"inline-`+testsecret.PartnerSecret+`"`)
 	p := startProcess(t, nil, "serve", "-config", cfg)
-	if !p.sawWarning {
-		t.Error("no warning that the config file is readable by every user")
+	if p.warning == nil {
+		t.Error("no warning that the config file holds secrets and is readable by every user")
+	} else if got := fmt.Sprint(p.warning["secrets"]); got != "[clients[1].secret]" {
+		t.Errorf("the warning names secrets %s, want [clients[1].secret]", got)
 	}
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
