@@ -170,6 +170,9 @@ type Route struct {
 	// Public routes take no API key: health pages, static terms, open service lists.
 	// Rate limits by ip still apply.
 	Public bool `yaml:"public"`
+	// WebSocket lets GET requests on this route upgrade to a WebSocket tunnel to the
+	// upstream after every check a request here passes. Other routes refuse upgrades.
+	WebSocket bool `yaml:"websocket"`
 
 	// Pattern is Match parsed at load time.
 	Pattern route.Pattern `yaml:"-"`

@@ -339,6 +339,18 @@ func (v *validator) routes(c *Config) {
 		if rt.Public && (rt.Verify != "" || rt.Daojia != "") {
 			v.addf(p+".public", "a public route takes no credentials: it cannot also have verify or daojia")
 		}
+		if rt.WebSocket {
+			switch {
+			case rt.Daojia != "":
+				v.addf(p+".websocket", "a daojia: relay route answers 58到家 calls itself; it has no upstream to open a WebSocket to")
+			case rt.Verify == "daojia-md5":
+				v.addf(p+".websocket", "a daojia-md5 route takes 58到家 callbacks, signed POST bodies; it cannot also take WebSocket upgrades")
+			case rt.MaskRequest:
+				v.addf(p+".websocket", "WebSocket messages are not masked: a route with mask_request cannot take upgrades")
+			case !matchesGET(rt.Match):
+				v.addf(p+".websocket", "a WebSocket handshake is a GET; this route's match %q takes no GET", rt.Match)
+			}
+		}
 		if rt.Verify != "" && rt.Verify != "hmac-sha256" && rt.Verify != "daojia-md5" {
 			v.addf(p+".verify", "want hmac-sha256 or daojia-md5 (or leave it out for the client's own scheme), got %q", rt.Verify)
 		}
@@ -365,6 +377,13 @@ func (v *validator) routes(c *Config) {
 			v.addf("daojia.service_secret", "required by %s", needsDaojia)
 		}
 	}
+}
+
+// matchesGET reports whether a route's match takes GET requests (a malformed match
+// has its own problem).
+func matchesGET(match string) bool {
+	method, _, ok := strings.Cut(match, " ")
+	return !ok || method == "*" || method == "GET"
 }
 
 func (v *validator) masking(m *Masking) {

@@ -222,6 +222,26 @@ routes:
 			},
 		},
 		{
+			name: "websocket routes that cannot tunnel",
+			yaml: `upstreams:
+  backend: {targets: ["http://127.0.0.1:9000"]}
+daojia: {base_url: "http://127.0.0.1:9700", service_key: "k", service_secret: "s"}
+routes:
+  - {name: live, match: "GET /api/live", upstream: backend, websocket: true}
+  - {name: any, match: "* /api/any/**", upstream: backend, websocket: true}
+  - {name: post, match: "POST /api/live", upstream: backend, websocket: true}
+  - {name: relay, match: "GET /daojia/**", daojia: relay, websocket: true}
+  - {name: cb, match: "GET /cb/**", upstream: backend, verify: daojia-md5, websocket: true}
+  - {name: masked, match: "GET /api/m", upstream: backend, mask_request: true, websocket: true}
+`,
+			want: []string{
+				`routes[2].websocket (line 7): a WebSocket handshake is a GET; this route's match "POST /api/live" takes no GET`,
+				`routes[3].websocket (line 8): a daojia: relay route answers 58到家 calls itself; it has no upstream to open a WebSocket to`,
+				`routes[4].websocket (line 9): a daojia-md5 route takes 58到家 callbacks, signed POST bodies; it cannot also take WebSocket upgrades`,
+				`routes[5].websocket (line 10): WebSocket messages are not masked: a route with mask_request cannot take upgrades`,
+			},
+		},
+		{
 			name: "daojia-md5 callback route with an incomplete daojia account",
 			yaml: `daojia:
   base_url: sandboxapi.daojia.com

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"io"
 	"log/slog"
 	"net"
@@ -44,6 +45,16 @@ func (rw *recordingWriter) Flush() {
 }
 
 func (rw *recordingWriter) Unwrap() http.ResponseWriter { return rw.ResponseWriter }
+
+// Hijack takes the connection over for a WebSocket tunnel (the only hijack in the
+// gateway); ReverseProxy writes the 101 on the raw connection, so it is recorded here.
+func (rw *recordingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(rw.ResponseWriter).Hijack()
+	if err == nil && rw.status == 0 {
+		rw.status = http.StatusSwitchingProtocols
+	}
+	return conn, brw, err
+}
 
 // countingBody counts the request bytes the handlers actually read.
 type countingBody struct {

@@ -72,6 +72,8 @@ type deps struct {
 	limiter ratelimit.Limiter
 	// accessOut, when set, receives the access lines directly (see WithJSONAccessLog).
 	accessOut io.Writer
+	// tunnels are the open WebSocket tunnels, which outlive reloads.
+	tunnels *tunnels
 }
 
 // sharedState is what the gateway keeps in Redis or memory: nonces for auth, the
@@ -192,21 +194,31 @@ func buildGateway(cfg *config.Config, d deps, prev *gateway) (*gateway, error) {
 	for _, rt := range cfg.Routes {
 		before, after := limitsFor(rules, rt.Name)
 		limitBefore, limitAfter := rateLimit(d.limiter, before, d.logger), rateLimit(d.limiter, after, d.logger)
+		// WebSocket handshakes: a websocket route takes one once it has passed the
+		// route's checks, and before masking, so a caller whose answers are masked
+		// is refused a tunnel rather than given one unmasked. Any other route
+		// refuses them before its checks.
+		checked := func(checks ...middleware) []middleware {
+			if rt.WebSocket {
+				return append(append([]middleware{limitBefore}, checks...), tunnel(d.tunnels, cfg.Upstreams[rt.Upstream].ReadTimeout))
+			}
+			return append([]middleware{limitBefore, refuseUpgrade}, checks...)
+		}
 		var h http.Handler
 		var mws []middleware
 		switch {
 		case rt.Daojia == "relay":
 			h = relay.Relay(relayPrefix(rt.Match))
-			mws = append(mws, limitBefore, authenticate(keys, verifier, rt.Verify), authorize, limitAfter, maskRelayResponses(masks))
+			mws = append(checked(authenticate(keys, verifier, rt.Verify), authorize, limitAfter), maskRelayResponses(masks))
 		case rt.Public:
 			h = pools[rt.Upstream].pool
-			mws = append(mws, limitBefore)
+			mws = checked()
 		case rt.Verify == "daojia-md5":
 			h = pools[rt.Upstream].pool
-			mws = append(mws, limitBefore, verifyDaojiaCallback(verifier, cfg.Daojia.ServiceKey, cfg.Daojia.ServiceSecret), limitAfter)
+			mws = checked(verifyDaojiaCallback(verifier, cfg.Daojia.ServiceKey, cfg.Daojia.ServiceSecret), limitAfter)
 		default:
 			h = pools[rt.Upstream].pool
-			mws = append(mws, limitBefore, authenticate(keys, verifier, rt.Verify), authorize, limitAfter, maskResponses(masks))
+			mws = append(checked(authenticate(keys, verifier, rt.Verify), authorize, limitAfter), maskResponses(masks))
 		}
 		if rt.MaskRequest {
 			mws = append(mws, maskRequests(masks))

@@ -24,6 +24,8 @@ type metrics struct {
 	tokenFetches   *prometheus.CounterVec
 	reloads        *prometheus.CounterVec
 	inFlight       prometheus.Gauge
+	// tunnels counts the WebSocket tunnels open now, by route.
+	tunnels *prometheus.GaugeVec
 	// limiterFallbacks counts Redis failures the rate limiter answered without Redis.
 	limiterFallbacks prometheus.Counter
 
@@ -83,12 +85,15 @@ func newMetrics() *metrics {
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "signgate_requests_in_flight", Help: "Requests being served now.",
 		}),
+		tunnels: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "signgate_websocket_tunnels", Help: "WebSocket tunnels open now, by route.",
+		}, []string{"route"}),
 		limiterFallbacks: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "signgate_ratelimit_redis_failures_total", Help: "Rate-limit decisions Redis could not make; ratelimit.redis_failure decided instead.",
 		}),
 	}
 	m.registry.MustRegister(m.requests, m.duration, m.authFailures, m.rateLimited,
-		m.upstreamErrors, m.tokenFetches, m.reloads, m.inFlight, m.limiterFallbacks,
+		m.upstreamErrors, m.tokenFetches, m.reloads, m.inFlight, m.tunnels, m.limiterFallbacks,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Series that exist before their first event, so dashboards and rate() see zeros
 	// instead of gaps.

@@ -213,8 +213,9 @@ func responseStarted(w http.ResponseWriter) bool {
 // Protocol upgrades and CONNECT are refused too: httputil.ReverseProxy would splice
 // the caller to the backend once it answered 101, and what then flows through the
 // tunnel (an h2c connection's requests, WebSocket messages) is never routed,
-// authorised, rate limited or masked. h2c smuggling is exactly this. No route needs
-// a tunnel yet; one that does should get an explicit route option.
+// authorised, rate limited or masked. h2c smuggling is exactly this. A WebSocket
+// handshake passes here; its route refuses it unless it has websocket: true (see
+// websocket.go).
 //
 // refuse writes the answer (see refusals).
 func cleanPath(refuse refusal) middleware {
@@ -231,7 +232,8 @@ func cleanPath(refuse refusal) middleware {
 
 // refusedPath is cleanPath's decision: the answer for r, or nil when r may go on.
 func refusedPath(r *http.Request) *apierror.Error {
-	if r.Method == http.MethodConnect || httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade") {
+	if r.Method == http.MethodConnect ||
+		httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade") && !isWebSocketUpgrade(r) {
 		return errTunnel
 	}
 	p := r.URL.Path

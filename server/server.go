@@ -111,6 +111,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (s *Server, er
 		store:     store,
 		audit:     audit,
 		limiter:   s.newLimiter(cfg, store),
+		tunnels:   newTunnels(s.metrics.tunnels),
 	}
 	for _, o := range opts {
 		o(&s.deps)
@@ -312,6 +313,13 @@ func (s *Server) Serve(ctx context.Context) error {
 	drainCtx, cancel := context.WithTimeout(context.Background(), s.cfg.Server.ShutdownTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
+	// WebSocket tunnels have no natural end: they are closed now, and their
+	// clients reconnect through the load balancer to an instance that stays.
+	wg.Go(func() {
+		if err := s.deps.tunnels.closeAll(drainCtx); err != nil {
+			s.logger.Warn("WebSocket tunnels still open at the end of the drain", "err", err)
+		}
+	})
 	for _, srv := range []*http.Server{s.main, s.redirect} {
 		if srv != nil {
 			wg.Go(func() {

@@ -87,6 +87,9 @@ type testGateway struct {
 	admin  string // http://127.0.0.1:port
 	client *http.Client
 	logs   *syncBuffer
+	// stop shuts the gateway down as SIGTERM would and returns what Serve returned;
+	// the test's cleanup does it otherwise.
+	stop func() error
 }
 
 // baseConfig is a small gateway in front of upstreamURL; extra is appended verbatim.
@@ -167,10 +170,18 @@ func startGatewayFrom(t *testing.T, load func() (*config.Config, error), watchPa
 		client: &http.Client{Transport: scanningTransport{tr}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		logs:   logs,
 	}
+	var once sync.Once
+	var serveErr error
+	g.stop = func() error {
+		once.Do(func() {
+			cancel()
+			serveErr = <-done
+		})
+		return serveErr
+	}
 	t.Cleanup(func() {
 		scanMetrics(g)
-		cancel()
-		if err := <-done; err != nil {
+		if err := g.stop(); err != nil {
 			t.Errorf("Serve: %v", err)
 		}
 	})
