@@ -46,6 +46,11 @@ type Server struct {
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 	MaxHeaderBytes    int           `yaml:"max_header_bytes"`
 	Pprof             bool          `yaml:"pprof"` // /debug/pprof/ on the admin listener
+	// ProxyProtocolFrom lists the networks (CIDRs or addresses) of the L4 load
+	// balancers that prefix each connection to listen and http_listen with a PROXY
+	// protocol header; their connections must carry one, and its source address
+	// stands for the caller's. Connections from elsewhere are taken as they are.
+	ProxyProtocolFrom []string `yaml:"proxy_protocol_from"`
 }
 
 // TLS chooses where the edge certificate comes from.

@@ -5,6 +5,7 @@ import (
 	"maps"
 	"math"
 	"net"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -88,6 +89,13 @@ func (v *validator) server(s *Server) {
 	}
 	if clash(s.HTTPListen, s.Listen) {
 		v.addf("server.http_listen", "is the same address as server.listen")
+	}
+	for i, n := range s.ProxyProtocolFrom {
+		if _, err := netip.ParsePrefix(n); err != nil {
+			if _, err := netip.ParseAddr(n); err != nil {
+				v.addf(fmt.Sprintf("server.proxy_protocol_from[%d]", i), `want a network such as "10.0.0.0/8" or an address, got %q`, n)
+			}
+		}
 	}
 	if s.PublicHTTPSPort < 0 || s.PublicHTTPSPort > 65535 {
 		v.addf("server.public_https_port", "want a port from 1 to 65535 (0: server.listen's), got %d", s.PublicHTTPSPort)

@@ -39,6 +39,14 @@ func TestValidationProblems(t *testing.T) {
 			want: []string{`server.admin_listen (line 3): is the same address as server.listen`},
 		},
 		{
+			name: "proxy_protocol_from takes networks and addresses",
+			yaml: "server:\n  proxy_protocol_from: [\"10.0.0.0/8\", \"192.168.1.7\", \"2001:db8::/32\", \"10.0.0.0/33\", \"lb.internal\"]\n",
+			want: []string{
+				`server.proxy_protocol_from[3] (line 2): want a network such as "10.0.0.0/8" or an address, got "10.0.0.0/33"`,
+				`server.proxy_protocol_from[4] (line 2): want a network such as "10.0.0.0/8" or an address, got "lb.internal"`,
+			},
+		},
+		{
 			name: "port 0 twice is two free ports, not a clash",
 			yaml: "server:\n  listen: \"127.0.0.1:0\"\n  http_listen: \"127.0.0.1:0\"\n  admin_listen: \"127.0.0.1:0\"\n",
 			want: nil,

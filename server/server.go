@@ -212,7 +212,8 @@ func (s *Server) serveGateway(w http.ResponseWriter, r *http.Request) {
 // Listen binds every listener, so a port in use fails before anything is served.
 func (s *Server) Listen() error {
 	var err error
-	if s.mainLn, err = net.Listen("tcp", s.cfg.Server.Listen); err != nil {
+	sc := s.cfg.Server
+	if s.mainLn, err = listen(sc.Listen, sc.ProxyProtocolFrom, sc.ReadHeaderTimeout); err != nil {
 		return fmt.Errorf("server.listen: %w", err)
 	}
 	if s.adminLn, err = net.Listen("tcp", s.cfg.Server.AdminListen); err != nil {
@@ -236,13 +237,28 @@ func (s *Server) Listen() error {
 		s.redirect.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			s.edge.Load().edge.HTTPChallengeHandler(redirect).ServeHTTP(w, r)
 		})
-		if s.redirectLn, err = net.Listen("tcp", s.cfg.Server.HTTPListen); err != nil {
+		if s.redirectLn, err = listen(sc.HTTPListen, sc.ProxyProtocolFrom, sc.ReadHeaderTimeout); err != nil {
 			s.mainLn.Close()
 			s.adminLn.Close()
 			return fmt.Errorf("server.http_listen: %w", err)
 		}
 	}
 	return nil
+}
+
+// listen binds a public listener, reading PROXY protocol headers from the networks in
+// proxyFrom (see withProxyProtocol).
+func listen(addr string, proxyFrom []string, headerTimeout time.Duration) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	wrapped, err := withProxyProtocol(ln, proxyFrom, headerTimeout)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return wrapped, nil
 }
 
 // Logger is the logger the gateway writes with: the one New was given, wrapped so
