@@ -88,6 +88,13 @@ func (l *lab) measureIdle(ctx context.Context, o options, r row) (idleResult, er
 		return idleResult{}, err
 	}
 	after := scrape(s.metrics, "go_goroutines", "go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes")
+	if o.heapProfile != "" && r.system == sysSigngate {
+		path := o.heapProfile + "." + r.id
+		if err := fetchPprof(ctx, "http://"+s.admin+"/debug/pprof/heap?gc=1", path); err != nil {
+			return idleResult{}, fmt.Errorf("heap profile: %w", err)
+		}
+		fmt.Fprintln(os.Stderr, "loadtest: wrote the heap profile of row", r.id, "to", path)
+	}
 	res.goOpen = int(after["go_goroutines"])
 	res.heapOpen, res.stackOpen = int64(after["go_memstats_heap_inuse_bytes"]), int64(after["go_memstats_stack_inuse_bytes"])
 	return res, s.proc.alive()

@@ -46,6 +46,7 @@ type options struct {
 	repeat      int
 	rows        map[string]bool // nil: every row
 	cpuProfile  string
+	heapProfile string // with idle rows: signgate's heap once its connections sit idle
 	profileRow  string
 	writeDoc    bool
 	doc         string
@@ -70,6 +71,7 @@ func loadtestMain(args []string) int {
 	fs.IntVar(&o.repeat, "repeat", 3, "measured runs per row; the table reports the median")
 	rows := fs.String("rows", "", "comma-separated row ids to run (default: all): "+strings.Join(rowIDs(), ","))
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of -profile-row's first measured run (a signgate or the bare row) to this file, from /debug/pprof/profile")
+	fs.StringVar(&o.heapProfile, "heapprofile", "", "write a heap profile of signgate (/debug/pprof/heap) to this file once an idle row's connections sit idle; the row id is added to the name")
 	fs.StringVar(&o.profileRow, "profile-row", "5", "the signgate or bare row -cpuprofile profiles")
 	fs.BoolVar(&o.writeDoc, "write-doc", false, "write the tables into the load-test section of -doc")
 	fs.StringVar(&o.doc, "doc", "docs/performance.md", "the document -write-doc updates (between its loadtest:begin and loadtest:end markers)")

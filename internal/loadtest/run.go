@@ -348,7 +348,12 @@ func scrape(url string, names ...string) map[string]float64 {
 // admin listener, server.pprof: true) to path.
 func fetchProfile(ctx context.Context, admin string, d time.Duration, path string) error {
 	secs := max(1, int(d.Seconds()))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, secs), nil)
+	return fetchPprof(ctx, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", admin, secs), path)
+}
+
+// fetchPprof saves what the pprof endpoint at url answers to path.
+func fetchPprof(ctx context.Context, url, path string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return err
 	}
