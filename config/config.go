@@ -206,4 +206,10 @@ type Log struct {
 	Level     string `yaml:"level"`      // debug | info | warn | error
 	Format    string `yaml:"format"`     // json | text
 	AuditFile string `yaml:"audit_file"` // "": the main log
+	// AccessBufferBytes, when above 0, gathers access lines in a buffer of that
+	// size, written out when full, every AccessFlushInterval, and before any other
+	// log line (nginx's access_log buffer= flush=): one write(2) per batch rather
+	// than per request. 0: each line is written at once.
+	AccessBufferBytes   int           `yaml:"access_buffer_bytes"`
+	AccessFlushInterval time.Duration `yaml:"access_flush_interval"` // how long a buffered line may wait
 }

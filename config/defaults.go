@@ -101,4 +101,5 @@ func setDefaults(c *Config, set map[string]int) {
 
 	def("log.level", func() { c.Log.Level = "info" })
 	def("log.format", func() { c.Log.Format = "json" })
+	def("log.access_flush_interval", func() { c.Log.AccessFlushInterval = time.Second })
 }

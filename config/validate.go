@@ -75,7 +75,15 @@ func (v *validator) validate(c *Config) {
 	v.cors(&c.CORS)
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "json", "text")
+	if b := c.Log.AccessBufferBytes; b < 0 || b > maxLogBuffer {
+		v.addf("log.access_buffer_bytes", "must be between 0 (no buffer) and %d, got %d", maxLogBuffer, b)
+	}
+	positive(v, "log.access_flush_interval", c.Log.AccessFlushInterval)
 }
+
+// maxLogBuffer bounds log.access_buffer_bytes: 1 MB holds several thousand lines, and what
+// a buffer holds is lost if the process is killed.
+const maxLogBuffer = 1 << 20
 
 func (v *validator) server(s *Server) {
 	v.hostPort("server.listen", s.Listen)

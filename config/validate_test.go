@@ -303,6 +303,19 @@ routes:
 			},
 		},
 		{
+			name: "access log buffer out of range, flush interval zero",
+			yaml: "log:\n  access_buffer_bytes: 2097152\n  access_flush_interval: 0s\n",
+			want: []string{
+				`log.access_buffer_bytes (line 2): must be between 0 (no buffer) and 1048576, got 2097152`,
+				`log.access_flush_interval (line 3): must be more than 0, got 0s`,
+			},
+		},
+		{
+			name: "negative access log buffer",
+			yaml: "log:\n  access_buffer_bytes: -1\n",
+			want: []string{`log.access_buffer_bytes (line 2): must be between 0 (no buffer) and 1048576, got -1`},
+		},
+		{
 			name: "redis failure policy",
 			yaml: "ratelimit:\n  redis_failure: retry\n",
 			want: []string{`ratelimit.redis_failure (line 2): want one of local, open, closed; got "retry"`},

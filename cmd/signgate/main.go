@@ -16,7 +16,6 @@ import (
 	"os/signal"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -127,7 +126,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	// One lock for every line: the access lines bypass the logger's handler (see
 	// server.WithJSONAccessLog) but share its writer.
-	out := &lockedWriter{w: stdout}
+	out := newLogWriter(stdout, cfg.Log.AccessBufferBytes, cfg.Log.AccessFlushInterval)
+	defer out.Close() // the buffered access lines, if any, before the process exits
 	logger := newLogger(out, cfg.Log)
 	slog.SetDefault(logger)
 	state.SetRedisLogger(logger)
@@ -148,7 +148,7 @@ func serve(args []string, stdout, stderr io.Writer) int {
 
 	var opts []server.Option
 	if cfg.Log.Format != "text" && logger.Enabled(ctx, slog.LevelInfo) {
-		opts = append(opts, server.WithJSONAccessLog(out))
+		opts = append(opts, server.WithJSONAccessLog(out.accessLines()))
 	}
 	srv, err := server.New(cfg, logger, opts...)
 	if err != nil {
@@ -279,19 +279,6 @@ func warnIfReadableByOthers(logger *slog.Logger, path string, inline []string) {
 		logger.Warn("the config file holds secrets and is readable by every user on this host: chmod o-r it, or move the secrets to ${ENV} references",
 			"path", path, "mode", fmt.Sprintf("%04o", perm), "secrets", inline)
 	}
-}
-
-// lockedWriter serialises Writes, so log lines from the handler and the access log
-// never interleave, whatever the writer.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 func newLogger(w io.Writer, lc config.Log) *slog.Logger {

@@ -233,6 +233,9 @@ func (l *lab) startSigngate(r row) (*sut, error) {
   admin_listen: %[2]q
   pprof: true
   shutdown_timeout: 2s
+# Access lines gathered and written 64 KB at a time (nginx's access_log buffer=),
+# not one write(2) per request; nginx and Caddy above log nothing.
+log: {access_buffer_bytes: 65536}
 tls: %[3]s
 %[4]s%[5]sclients:
   - {id: app, api_key_sha256: %[6]q, roles: [app]}
