@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -120,10 +121,17 @@ func sandbox(args []string, stdout, stderr io.Writer) int {
 		dj := cfg.Daojia
 		opts.ServiceKey, opts.ServiceSecret, opts.Version, opts.TokenPath = dj.ServiceKey, dj.ServiceSecret.Reveal(), dj.Version, dj.Token.Path
 	}
-	srv := &http.Server{Addr: *listen, Handler: daojia.NewSandbox(opts), ReadHeaderTimeout: 10 * time.Second}
+	// Bound before "serving" is logged, so the line means it and names the real
+	// address: with -listen 127.0.0.1:0, the port the system chose.
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		logger.Error("sandbox cannot listen", "listen", *listen, "err", err)
+		return 1
+	}
+	srv := &http.Server{Handler: daojia.NewSandbox(opts), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	logger.Info("58到家 sandbox serving", "listen", *listen, "service_key", opts.ServiceKey)
+	go func() { errc <- srv.Serve(ln) }()
+	logger.Info("58到家 sandbox serving", "listen", ln.Addr().String(), "service_key", opts.ServiceKey)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	select {
