@@ -71,7 +71,7 @@ var faults = []fault{
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"code":0,`)
 		w.(http.Flusher).Flush()
-		time.Sleep(time.Second) // the client's Timeout is 300ms
+		time.Sleep(2500 * time.Millisecond) // past the client's Timeout (brokenCallTimeout)
 	}},
 }
 
@@ -109,6 +109,11 @@ func newFaultyPlatform(t *testing.T, onPath string) *faultyPlatform {
 	return p
 }
 
+// brokenCallTimeout is the relay's call timeout in these tests: short, so the
+// silent platform is given up on quickly, yet long enough that reading and refusing
+// an 8 MB answer under -race on a busy 2-core machine fits in it (300ms did not).
+const brokenCallTimeout = time.Second
+
 func TestRelayAnswersBrokenPlatformWithAnEnvelope(t *testing.T) {
 	for _, where := range []struct {
 		name, onPath string
@@ -122,7 +127,7 @@ func TestRelayAnswersBrokenPlatformWithAnEnvelope(t *testing.T) {
 			var logs syncBuffer
 			p := newFaultyPlatform(t, where.onPath)
 			c := p.client(t, func(o *Options) {
-				o.Timeout = 300 * time.Millisecond
+				o.Timeout = brokenCallTimeout
 				o.Logger = jsonLogger(&logs)
 			})
 			relay := c.Relay("/daojia/")
