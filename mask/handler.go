@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"math"
 	"reflect"
 	"strconv"
 )
@@ -12,10 +13,11 @@ import (
 // NewHandler wraps next so that no log line it writes holds a full mobile number
 // (or ID-card number, when m detects them), whoever logged it: the message, every
 // attribute key and string value, nested groups, values a LogValuer resolves to,
-// errors and fmt.Stringers (logged as their masked string), integers that are
-// phone numbers (logged as a masked string), and any other value (marshaled to
-// JSON, masked as a JSON body with detection on, and logged as that JSON when
-// anything was masked). Attributes given to WithAttrs are masked once, there.
+// errors and fmt.Stringers (logged as their masked string), integers and floats
+// that are or spell phone numbers (logged as a masked string), and any other
+// value (marshaled to JSON, masked as a JSON body with detection on, and logged
+// as that JSON when anything was masked). Attributes given to WithAttrs are
+// masked once, there.
 func NewHandler(next slog.Handler, m *Masker) slog.Handler {
 	return &handler{next: next, m: m}
 }
@@ -91,6 +93,8 @@ func (m *Masker) logValue(v slog.Value) (slog.Value, bool) {
 			var buf [24]byte
 			return m.logDigits(v, strconv.AppendUint(buf[:0], n, 10))
 		}
+	case slog.KindFloat64:
+		return m.logFloat(v)
 	case slog.KindGroup:
 		group := v.Group()
 		var masked []slog.Attr
@@ -116,11 +120,52 @@ func (m *Masker) logValue(v slog.Value) (slog.Value, bool) {
 // logDigits masks an integer spelled in digits: a phone kept as a number is still
 // a phone, and is logged as its masked string.
 func (m *Masker) logDigits(v slog.Value, digits []byte) (slog.Value, bool) {
-	masked, c := m.Text(nil, digits)
-	if !c {
-		return v, false
+	if s, c := m.maskDigits(digits); c {
+		return slog.StringValue(s), true
 	}
-	return slog.StringValue(string(masked)), true
+	return v, false
+}
+
+// logFloat masks a float that is a phone number, or whose spelling holds one:
+// handlers print floats as 1.3812345678e+10 (text) or 13812345678 (JSON).
+func (m *Masker) logFloat(v slog.Value) (slog.Value, bool) {
+	f := v.Float64()
+	var buf [32]byte
+	if a := math.Abs(f); a >= 1e10 && a < 1e13 && a == math.Trunc(a) {
+		// A whole number is masked as the integer it is: 1.38e10 is 13800000000.
+		if s, c := m.maskDigits(strconv.AppendFloat(buf[:0], a, 'f', 0, 64)); c {
+			return slog.StringValue(s), true
+		}
+	}
+	g := strconv.AppendFloat(buf[:0], f, 'g', -1, 64)
+	n := 0
+	for _, c := range g {
+		if isDigit(c) {
+			n++
+		}
+	}
+	if n < 11 {
+		return v, false // too few digits to spell a phone, whatever the notation
+	}
+	if s, c := m.maskDigits(g); c {
+		return slog.StringValue(s), true
+	}
+	if a := math.Abs(f); a >= 1e-6 && a < 1e21 { // encoding/json's plain notation
+		if s, c := m.maskDigits(strconv.AppendFloat(buf[:0], f, 'f', -1, 64)); c {
+			return slog.StringValue(s), true
+		}
+	}
+	return v, false
+}
+
+// maskDigits masks a formatted number, without allocating unless it changes.
+func (m *Masker) maskDigits(b []byte) (string, bool) {
+	var out [40]byte
+	masked, c := m.Text(out[:0], b)
+	if !c {
+		return "", false
+	}
+	return string(masked), true
 }
 
 // logAny masks a value slog would print with its Error, String or MarshalJSON.

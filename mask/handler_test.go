@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/signgate/signgate/internal/leakcheck"
 )
 
 // ownerRef logs as a group holding the owner's phone, the way a LogValuer would.
@@ -40,16 +42,18 @@ func TestHandlerMasksEveryLogLine(t *testing.T) {
 		"url", &url.URL{Path: "/api/orders", RawQuery: "phone=13812345678"},
 		"order", orderID{owner: "13712345678"},
 		"n", int64(13812345678),
+		"f", 13812345678.0, "f2", 1381234.5678, "f3", 13.812345678,
+		"wide", "业主 １３８－１２３４－５６７８", "dots", "138.1234.5678",
 		"u", uint64(8613812345678),
 		"owner_ref", ownerRef{phone: "18812345678"},
 		"ids", []string{"13812345678", "2026112300012"},
-		"m", map[string]any{"phone": 13812345678, "idCard": "110101199003071234"},
+		"m", map[string]any{"phone": 13812345678, "idCard": "110101199003071234", "idNum": 110101199003071234, "wide": 1381234.5678},
 		"13612345678", "phone as a key",
 		"nil_stringer", (*panicky)(nil),
 		"panicky", &panicky{},
 	)
 	logger.With("caller", "15012345678").WithGroup("g 13512345678").Warn("with", "x", "17712345678")
-	logger.Debug("request", "route", "orders", "status", 200, "bytes_out", int64(1763900000000))
+	logger.Debug("request", "route", "orders", "status", 200, "bytes_out", int64(1763900000000), "duration_ms", 1.25, "ratio", 1.2e10)
 	logger.Error("id card 110101199003071234 rejected")
 
 	out := buf.String()
@@ -61,7 +65,7 @@ func TestHandlerMasksEveryLogLine(t *testing.T) {
 		if !json.Valid([]byte(l)) {
 			t.Errorf("not a JSON line: %s", l)
 		}
-		if fullMobile.MatchString(l) {
+		if leaks := leakcheck.FindString(l); len(leaks) > 0 {
 			t.Errorf("mobile number in the log: %s", l)
 		}
 		if strings.Contains(l, "110101199003071234") {
@@ -72,11 +76,12 @@ func TestHandlerMasksEveryLogLine(t *testing.T) {
 		`"msg":"owner 138****5678 called"`, `"phone":"138****5678"`, `"contact":"+86 139-****-5678"`,
 		`"mobile":"159****5678"`, `"err":"dial backend: owner 86138****5678 not found"`,
 		`"url":"/api/orders?phone=138****5678"`, `"order":"order of 137****5678"`,
-		`"n":"138****5678"`, `"u":"86138****5678"`, `"owner_ref":{"phone":"188****5678","orders":3}`,
-		`"ids":["138****5678","2026112300012"]`, `"idCard":"110***********1234"`, `"phone":"138****5678"`,
+		`"n":"138****5678"`, `"u":"86138****5678"`, `"f":"138****5678"`, `"f2":"138****.5678"`,
+		`"f3":13.812345678`, `"wide":"业主 １３８－****－５６７８"`, `"dots":"138.****.5678"`, `"owner_ref":{"phone":"188****5678","orders":3}`,
+		`"ids":["138****5678","2026112300012"]`, `"idCard":"110***********1234"`, `"idNum":"110***********1234"`, `"wide":"138****.5678"`, `"phone":"138****5678"`,
 		`"136****5678":"phone as a key"`, `"nil_stringer":"<nil>"`, `"panicky":"!PANIC: boom 138****5678"`,
 		`"caller":"150****5678"`, `"g 135****5678":{"x":"177****5678"}`,
-		`"bytes_out":1763900000000`, `"msg":"id card 110***********1234 rejected"`,
+		`"bytes_out":1763900000000`, `"duration_ms":1.25`, `"ratio":12000000000`, `"msg":"id card 110***********1234 rejected"`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %s:\n%s", want, out)

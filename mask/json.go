@@ -3,6 +3,7 @@ package mask
 import (
 	"bytes"
 	"fmt"
+	"unicode/utf8"
 )
 
 // maxDepth is encoding/json's nesting limit, so that every body json.Valid accepts
@@ -12,17 +13,17 @@ const maxDepth = 10000
 // JSON appends src to dst with the rules applied; changed reports whether anything
 // was masked, and when it is false what was appended is src itself. Everything not
 // masked is kept byte for byte: member order, white space, number spellings,
-// escapes. A number in a masked field becomes a string ("138****5678"), since a
-// JSON number cannot hold a star. When src is not valid JSON (as json.Valid sees
+// escapes. A number in a masked field, and with DetectMobile any number that is or
+// spells a mobile number, becomes a string ("138****5678"), since a JSON number
+// cannot hold a star. When src is not valid JSON (as json.Valid sees
 // it) JSON returns an error, and what it appended to dst is unspecified.
 func (m *Masker) JSON(dst, src []byte) ([]byte, bool, error) {
 	return m.rewrite(dst, src, false)
 }
 
 // rewrite is JSON, or, forLog, the masking of a log value's JSON form: there, as
-// everywhere in logs, mobile numbers are always looked for, and in numbers too (a
-// number holding one becomes a masked string), since a log line has no client whose
-// types could break.
+// everywhere in logs, mobile numbers are always looked for, and ID-card numbers in
+// numbers too.
 func (m *Masker) rewrite(dst, src []byte, forLog bool) ([]byte, bool, error) {
 	var w *rewriter
 	if m == nil {
@@ -78,6 +79,8 @@ type rewriter struct {
 	dec []byte
 	off []int
 	key []byte
+
+	find finder[[]byte]
 }
 
 type syntaxError struct {
@@ -165,7 +168,7 @@ func (w *rewriter) object(md mode, depth int) error {
 		// Names are looked up first, then masked: a member named by its phone
 		// number ({"13812345678": {...}}) is as much a leak as a value.
 		if flags&strDigit != 0 && (w.mobile || w.idCard) {
-			w.maskText(start+1, raw, flags&strEscaped != 0)
+			w.maskText(start+1, raw)
 		}
 		w.skipSpace()
 		if w.pos >= len(w.src) || w.src[w.pos] != ':' {
@@ -251,19 +254,21 @@ func (w *rewriter) memberMode(raw []byte, escaped bool) mode {
 // Flags scanString reports about a string's content.
 const (
 	strEscaped = 1 << iota // has a backslash escape
-	strDigit               // has a digit, literal or escaped (\u0030-\u0039)
+	strDigit               // has a decimal digit, in any script, literal or escaped
 )
 
-// stringStop marks the bytes at which scanString must look closer; every other
-// byte is copied over untouched, the fast path for text without digits.
+// stringStop marks the bytes at which scanString must look closer: control
+// characters, the quote, the backslash, and the bytes a digit can start with.
+// Every other byte is stepped over, the fast path for text without digits; that
+// includes Chinese text, whose lead bytes no digit shares.
 var stringStop = func() (t [256]bool) {
 	for c := range 0x20 {
 		t[c] = true
 	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
+	t['"'] = true
+	for c := range 256 {
+		t[c] = t[c] || digitLead[c]
 	}
-	t['"'], t['\\'] = true, true
 	return t
 }()
 
@@ -272,8 +277,9 @@ var stringStop = func() (t [256]bool) {
 func (w *rewriter) scanString() (flags int, err error) {
 	src := w.src
 	i := w.pos + 1
+	stop := &stringStop
 	for {
-		for i < len(src) && !stringStop[src[i]] {
+		for uint(i) < uint(len(src)) && !stop[src[i]] {
 			i++
 		}
 		if i >= len(src) {
@@ -300,8 +306,12 @@ func (w *rewriter) scanString() (flags int, err error) {
 						return 0, w.fail("in a \\u escape")
 					}
 				}
-				if src[i+2] == '0' && src[i+3] == '0' && src[i+4] == '3' && isDigit(src[i+5]) {
-					flags |= strDigit
+				// Most escapes are of letters in blocks without digits (\u5f20):
+				// their first two hex digits say so.
+				if flags&strDigit == 0 {
+					if b := hexVal[src[i+2]]<<4 | hexVal[src[i+3]]; (ndBlocks[b] || b >= 0xD8 && b <= 0xDB) && escapedDigit(src, i) {
+						flags |= strDigit
+					}
 				}
 				i += 6
 			default:
@@ -311,11 +321,60 @@ func (w *rewriter) scanString() (flags int, err error) {
 		case c < 0x20:
 			w.pos = i
 			return 0, w.fail("in a string (control characters must be escaped)")
-		default:
+		case c < utf8.RuneSelf:
 			flags |= strDigit
 			i++
+		default:
+			i, flags = scanLead(src, i, flags)
 		}
 	}
+}
+
+// scanLead steps over the byte src[i], beyond ASCII, that a digit can start with,
+// and adds strDigit to flags when a digit does (full-width punctuation shares
+// its lead byte with full-width digits, so this runs in most Chinese text). It is
+// kept out of scanString so that the loop there stays small.
+//
+// The character is decoded without checking its continuation bytes: on a
+// malformed one the answer may be a digit that the finder will not see, which
+// costs a closer look and nothing else, and the scan goes on from the next byte,
+// where a quote or backslash inside it is found.
+//
+//go:noinline
+func scanLead(src []byte, i, flags int) (int, int) {
+	if flags&strDigit != 0 {
+		return i + 1, flags
+	}
+	var r rune
+	switch c := src[i]; {
+	case c < 0xE0 && i+1 < len(src):
+		r = rune(c&0x1F)<<6 | rune(src[i+1]&0x3F)
+	case c < 0xF0 && i+2 < len(src):
+		r = rune(c&0x0F)<<12 | rune(src[i+1]&0x3F)<<6 | rune(src[i+2]&0x3F)
+	default:
+		r, _ = utf8.DecodeRune(src[i:])
+	}
+	if digitValue(r) >= 0 {
+		flags |= strDigit
+	}
+	return i + 1, flags
+}
+
+// escapedDigit reports whether the \u escape at src[i], its four hex digits
+// checked, is a decimal digit, alone or as the first half of a surrogate pair
+// (mathematical digits, 𝟏 = \ud835\udfcf).
+func escapedDigit(src []byte, i int) bool {
+	r := hex4(src[i+2:])
+	if r < 0xD800 || r >= 0xDC00 {
+		return digitValue(r) >= 0
+	}
+	if i+12 > len(src) || src[i+6] != '\\' || src[i+7] != 'u' {
+		return false
+	}
+	// The second half is checked when the scan reaches it; unchecked, hex4 of
+	// anything is some rune, and a wrong answer only costs a closer look.
+	low := hex4(src[i+8:])
+	return low >= 0xDC00 && low < 0xE000 && digitValue(0x10000+(r-0xD800)<<10+(low-0xDC00)) >= 0
 }
 
 func isHex(c byte) bool {
@@ -347,7 +406,7 @@ func (w *rewriter) stringValue(md mode) error {
 		w.replaced(out, start, end)
 	default:
 		if flags&strDigit != 0 && (w.mobile || w.idCard) {
-			w.maskText(start+1, raw, escaped)
+			w.maskText(start+1, raw)
 		}
 	}
 	return nil
@@ -355,7 +414,8 @@ func (w *rewriter) stringValue(md mode) error {
 
 func (w *rewriter) number(md mode) error {
 	start := w.pos
-	if err := w.scanNumber(); err != nil {
+	frac, exp, err := w.scanNumber()
+	if err != nil {
 		return err
 	}
 	raw := w.src[start:w.pos]
@@ -364,25 +424,17 @@ func (w *rewriter) number(md mode) error {
 		out := w.replaceFrom(start)
 		w.dst = appendField(w.dst, raw, raw, nil)
 		w.replaced(out, start, w.pos)
-	case w.numbers && (w.mobile || w.idCard):
-		if a, _, _ := nextMatch(raw, 0, w.mobile, w.idCard); a >= 0 {
-			out := w.replaceFrom(start)
-			copied := 0
-			for a, b, end := nextMatch(raw, 0, w.mobile, w.idCard); a >= 0; a, b, end = nextMatch(raw, end, w.mobile, w.idCard) {
-				w.dst = append(w.dst, raw[copied:a]...)
-				w.dst = appendStars(w.dst, b-a)
-				copied = b
-			}
-			w.dst = append(w.dst, raw[copied:]...)
-			w.replaced(out, start, w.pos)
-		}
+	case w.mobile && (exp || len(raw) >= 11):
+		// Shorter and without an exponent, it has too few digits to be a phone.
+		w.maskNumber(start, raw, !frac && !exp)
 	}
 	return nil
 }
 
 // scanNumber validates the number at w.pos (JSON's grammar: no leading zeros, no
-// bare dot, no hex) and moves past it.
-func (w *rewriter) scanNumber() error {
+// bare dot, no hex), moves past it, and reports whether it has a fraction and an
+// exponent.
+func (w *rewriter) scanNumber() (frac, exp bool, err error) {
 	src := w.src
 	i := w.pos
 	if src[i] == '-' {
@@ -397,47 +449,45 @@ func (w *rewriter) scanNumber() error {
 		}
 	default:
 		w.pos = i
-		return w.fail("in a number")
+		return false, false, w.fail("in a number")
 	}
 	if i < len(src) && src[i] == '.' {
+		frac = true
 		i++
 		if i >= len(src) || !isDigit(src[i]) {
 			w.pos = i
-			return w.fail("after a decimal point")
+			return false, false, w.fail("after a decimal point")
 		}
 		for i < len(src) && isDigit(src[i]) {
 			i++
 		}
 	}
 	if i < len(src) && (src[i] == 'e' || src[i] == 'E') {
+		exp = true
 		i++
 		if i < len(src) && (src[i] == '+' || src[i] == '-') {
 			i++
 		}
 		if i >= len(src) || !isDigit(src[i]) {
 			w.pos = i
-			return w.fail("in an exponent")
+			return false, false, w.fail("in an exponent")
 		}
 		for i < len(src) && isDigit(src[i]) {
 			i++
 		}
 	}
 	w.pos = i
-	return nil
+	return frac, exp, nil
 }
 
 // maskText stars the numbers the detectors find in the string content raw, which
-// starts at src[base].
-func (w *rewriter) maskText(base int, raw []byte, escaped bool) {
-	if !escaped {
-		for a, b, end := nextMatch(raw, 0, w.mobile, w.idCard); a >= 0; a, b, end = nextMatch(raw, end, w.mobile, w.idCard) {
-			w.star(base+a, base+b, b-a)
-		}
-		return
-	}
-	w.dec, w.off = appendUnits(w.dec[:0], w.off[:0], raw)
-	for a, b, end := nextMatch(w.dec, 0, w.mobile, w.idCard); a >= 0; a, b, end = nextMatch(w.dec, end, w.mobile, w.idCard) {
-		w.star(base+w.off[a], base+w.off[b], b-a)
+// starts at src[base]. The finder reads escapes itself, so an escaped digit
+// (\u0031, \uff11) is starred whole and everything else keeps its spelling.
+func (w *rewriter) maskText(base int, raw []byte) {
+	f := &w.find
+	f.reset(raw, w.mobile, w.idCard)
+	for f.find() {
+		w.star(base+f.a, base+f.b, f.stars)
 	}
 }
 

@@ -8,7 +8,9 @@ type Rules struct {
 	// Fields are JSON member names whose values are masked wherever they appear,
 	// compared case-sensitively: phone, mobile, userPhone, contactPhone.
 	Fields []string
-	// DetectMobile masks mainland mobile numbers in every JSON string (cn_mobile).
+	// DetectMobile masks mainland mobile numbers, in any digit form, in every
+	// JSON string and member name, and every JSON number that is or spells one
+	// (cn_mobile).
 	DetectMobile bool
 	// DetectIDCard masks 18- and 15-digit ID-card numbers in JSON strings and in
 	// text (cn_id_card).

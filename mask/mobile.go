@@ -2,62 +2,10 @@ package mask
 
 import "unicode/utf8"
 
-// text is what the matchers read: a body as bytes, or a log value as a string,
-// without copying one into the other.
-type text interface{ ~string | ~[]byte }
-
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-
-// nextMatch finds the first number to mask in s at or after i, which must not be
-// inside a run of digits (i == 0, or s[i-1] is not a digit). s[a:b] is the part to
-// star and the search goes on from end; a is -1 when there is nothing more.
-//
-// It steps from one run of digits to the next, so every run is looked at once, as
-// a whole: a mobile number inside a longer run (an order number, a timestamp, an ID
-// card) is never taken for a phone.
-func nextMatch[T text](s T, i int, mobile, idCard bool) (a, b, end int) {
-	n := len(s)
-	for i < n {
-		if !isDigit(s[i]) {
-			i++
-			continue
-		}
-		j := i + 1
-		for j < n && isDigit(s[j]) {
-			j++
-		}
-		if idCard {
-			if a, b, end, ok := idCardAt(s, i, j); ok {
-				return a, b, end
-			}
-		}
-		if mobile {
-			if star, end, ok := mobileAt(s, i, j); ok {
-				return star, star + 4, end
-			}
-		}
-		i = j
-	}
-	return -1, -1, n
-}
-
-// mobileAt matches a mobile number at the start s[i] of the run of digits s[i:j]:
-// the national number itself, or 86 or 0086 run together with it (a prefix followed
-// by a separator is a run of its own, and the national number after it is matched
-// as the next run). star is where the four masked digits start.
-func mobileAt[T text](s T, i, j int) (star, end int, ok bool) {
-	switch {
-	case j-i >= 2 && s[i] == '8' && s[i+1] == '6':
-		return nationalAt(s, i+2)
-	case j-i >= 4 && s[i] == '0' && s[i+1] == '0' && s[i+2] == '8' && s[i+3] == '6':
-		return nationalAt(s, i+4)
-	}
-	return nationalAt(s, i)
-}
-
-// nationalAt matches the 11 national digits of a mobile number starting at s[i]:
-// 1[3-9], then 9 digits, with one space or dash allowed at the 3|4|4 boundaries,
-// and no digit right after. The caller has checked what comes before.
+// nationalAt matches the 11 national digits of a mobile number in ASCII starting
+// at s[i]: 1[3-9], then 9 digits, with one space or dash allowed at the 3|4|4
+// boundaries, and no digit right after. It shapes a phone field's masking
+// (phoneShaped); the finder is what finds numbers in text.
 func nationalAt[T text](s T, i int) (star, end int, ok bool) {
 	n := len(s)
 	if i+11 > n || s[i] != '1' || s[i+1] < '3' || s[i+1] > '9' || !isDigit(s[i+2]) {
