@@ -5,8 +5,9 @@ import (
 	"bytes"
 	"compress/flate"
 	"compress/gzip"
+	"compress/zlib"
 	"crypto/sha256"
-	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -72,17 +73,67 @@ func byRole(m *masking, mask func(next http.Handler, w http.ResponseWriter, r *h
 	}
 }
 
-// maskProxied has the proxy mask the upstream's answer as it arrives (maskResponse).
+// maskProxied has the proxy mask the upstream's answer as it arrives
+// (maskResponse), after making the request one whose answer can be masked whole:
+//   - only encodings the gateway can read back are asked for: gzip when the caller
+//     takes it (the answer goes back in the encoding it came in), else identity;
+//     and no charset (Accept-Charset goes);
+//   - HEAD goes upstream as GET, so the headers a HEAD gets (Content-Length, ETag)
+//     describe the masked body a GET gets, not the unmasked one;
+//   - conditional headers and Range never reach the upstream, which would decide
+//     them on the unmasked bytes: a 304, 412 or 206 there tells a caller who guessed
+//     the unmasked body whether the guess was right. The gateway decides them on the
+//     masked bytes instead (answerConditional). A write carrying preconditions is
+//     refused: its validators can only name the masked representation, which the
+//     upstream never saw, and applying it unconditionally would lose what the
+//     precondition was for.
 func (m *masking) maskProxied(next http.Handler, w http.ResponseWriter, r *http.Request) {
-	// Ask only for encodings we can read back: gzip when the caller takes it (the
-	// answer goes back in the encoding it came in), else identity.
+	var cond *conditions
+	if hasConditions(r.Header) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			apierror.Write(w, r, errMaskedPrecondition)
+			return
+		}
+		cond = takeConditions(r)
+	}
+	// A framework that honours Accept-Charset could answer in UTF-16, where no
+	// digit is an ASCII byte.
+	r.Header.Del("Accept-Charset")
 	if acceptsGzip(r.Header.Get("Accept-Encoding")) {
 		r.Header.Set("Accept-Encoding", "gzip")
 	} else {
 		r.Header.Set("Accept-Encoding", "identity")
 	}
-	next.ServeHTTP(w, r.WithContext(proxy.WithResponseHook(r.Context(), m.maskResponse)))
+	out := r
+	if r.Method == http.MethodHead {
+		out = r.Clone(r.Context())
+		out.Method = http.MethodGet
+	}
+	hook := func(resp *http.Response) error { return m.maskResponse(resp, cond) }
+	next.ServeHTTP(&interimMasker{ResponseWriter: w, m: m}, out.WithContext(proxy.WithResponseHook(out.Context(), hook)))
 }
+
+// interimMasker masks the headers of the informational (1xx) answers the proxy
+// passes on as they come (103 Early Hints' Link fields), which the response hook
+// never sees.
+type interimMasker struct {
+	http.ResponseWriter
+	m *masking
+}
+
+func (w *interimMasker) WriteHeader(code int) {
+	if code < 200 {
+		w.m.maskHeader(w.Header())
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets http.ResponseController reach the connection (flushes, deadlines).
+func (w *interimMasker) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// errMaskedPrecondition answers a masked client's write that carries preconditions.
+var errMaskedPrecondition = apierror.BadRequest("conditional headers (If-Match, If-None-Match, If-Modified-Since, " +
+	"If-Unmodified-Since, If-Range) and Range are taken on GET and HEAD only from this client: its validators name the masked representation")
 
 // maskCaptured masks an answer next writes whole: the relay has 58到家's answer in
 // memory already (a small JSON body), so it is captured, masked and written.
@@ -95,6 +146,7 @@ func (m *masking) maskCaptured(next http.Handler, w http.ResponseWriter, r *http
 	} else if err != nil {
 		body, _ = m.masker.Text(nil, body)
 	}
+	m.maskHeader(w.Header())
 	w.Header().Del("Content-Length")
 	w.WriteHeader(cw.statusOr200())
 	_, _ = w.Write(body)
@@ -146,28 +198,59 @@ func acceptsGzip(ae string) bool {
 type bodyKind int
 
 const (
-	kindOpaque bodyKind = iota // images, archives: no phone number to read
-	kindJSON
-	kindText
-	kindEventStream
+	kindText        bodyKind = iota // masked by pattern: anything not known to be otherwise
+	kindJSON                        // masked by structure (and as text when it does not parse)
+	kindEventStream                 // masked line by line as it streams
+	kindLines                       // NDJSON: masked line by line, each line as JSON
+	kindMedia                       // images, sound, video, fonts: cannot carry text
+	kindSealed                      // archives, PDF, UTF-16: text the pattern cannot see
 )
 
-func kindOf(contentType string) bodyKind {
-	mt, _, err := mime.ParseMediaType(contentType)
-	if err != nil {
-		// An unreadable or missing type could hold anything: treat it as text.
+// kindOf says how a body of the given Content-Type values is masked. It is a
+// deny-list of what cannot carry text, not an allow-list of text: a type nobody
+// thought of (application/yaml, text/csv, application/pdf, a vendor type), a
+// missing or unreadable one, or one stated twice, is masked as text. An image
+// type that is markup (image/svg+xml) is text.
+func kindOf(types []string) bodyKind {
+	if len(types) != 1 {
 		return kindText
+	}
+	mt, params, err := mime.ParseMediaType(types[0])
+	if err != nil {
+		return kindText
+	}
+	if cs := strings.ToLower(params["charset"]); strings.HasPrefix(cs, "utf-16") || strings.HasPrefix(cs, "utf-32") ||
+		strings.HasPrefix(cs, "ucs-") || cs == "utf-7" || cs == "unicode" {
+		return kindSealed // digits are not ASCII bytes there
 	}
 	switch {
 	case mt == "application/json" || strings.HasSuffix(mt, "+json"):
 		return kindJSON
 	case mt == "text/event-stream":
 		return kindEventStream
-	case strings.HasPrefix(mt, "text/"), mt == "application/xml", strings.HasSuffix(mt, "+xml"),
-		mt == "application/x-www-form-urlencoded", mt == "application/javascript", mt == "application/octet-stream":
+	case mt == "application/x-ndjson" || mt == "application/jsonl" || mt == "application/x-jsonlines":
+		return kindLines
+	case strings.HasSuffix(mt, "+xml"):
 		return kindText
+	case strings.HasPrefix(mt, "image/"), strings.HasPrefix(mt, "audio/"), strings.HasPrefix(mt, "video/"), strings.HasPrefix(mt, "font/"):
+		return kindMedia
+	case sealedTypes[mt], strings.HasSuffix(mt, "+zip"), strings.HasPrefix(mt, "application/vnd.openxmlformats-officedocument."),
+		strings.HasPrefix(mt, "application/vnd.oasis.opendocument."):
+		return kindSealed
 	}
-	return kindOpaque
+	return kindText
+}
+
+// sealedTypes are containers whose text is compressed inside them (PDF streams
+// are deflated as a rule), so a pattern over their bytes finds nothing: a masked
+// caller is refused them rather than handed them unread.
+var sealedTypes = map[string]bool{
+	"application/zip": true, "application/gzip": true, "application/x-gzip": true, "application/x-bzip2": true,
+	"application/x-xz": true, "application/zstd": true, "application/x-7z-compressed": true, "application/vnd.rar": true,
+	"application/x-rar-compressed": true, "application/x-tar": true, "application/java-archive": true,
+	"application/pdf": true, "application/msword": true, "application/vnd.ms-excel": true,
+	"application/x-protobuf": true, "application/protobuf": true, "application/vnd.google.protobuf": true,
+	"application/x-msgpack": true, "application/msgpack": true, "application/cbor": true, "application/bson": true,
 }
 
 // errMaskRefused is a response that must be masked but cannot be: passing it on
@@ -176,25 +259,45 @@ type errMaskRefused struct{ why string }
 
 func (e errMaskRefused) Error() string { return "response not passed on unmasked: " + e.why }
 
-// maskResponse is the proxy's response hook for masked callers.
-func (m *masking) maskResponse(resp *http.Response) error {
-	if resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified || resp.Request.Method == http.MethodHead {
+// bodyDigests are response headers that hash the body: of the unmasked body, they
+// let a caller who knows all of it but the masked digits try the 10 000 guesses
+// offline. They go when the body changed; the ETag is recomputed.
+var bodyDigests = [...]string{"Content-Md5", "Digest", "Content-Digest", "Repr-Digest"}
+
+// maskResponse is the proxy's response hook for masked callers: every byte the
+// caller will receive (status line, headers, body, trailers) is masked, or the
+// answer is refused. cond, when not nil, are the caller's conditional headers,
+// decided here on the masked bytes.
+func (m *masking) maskResponse(resp *http.Response, cond *conditions) error {
+	m.maskHeader(resp.Header)
+	// Trailer names are announced before the body; their values come after it.
+	for k := range resp.Trailer {
+		if m.leaks(k) {
+			delete(resp.Trailer, k)
+		}
+	}
+	switch {
+	case resp.StatusCode == http.StatusPartialContent:
+		// The gateway never forwards Range for a masked caller, so this part of a
+		// representation was not asked for, and the numbers it cuts cannot be found.
+		return m.refuse(resp, "a partial answer (206) nobody asked for")
+	case resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified || resp.StatusCode < 200:
 		return nil
 	}
-	kind := kindOf(resp.Header.Get("Content-Type"))
-	if kind == kindOpaque {
+	kind := kindOf(resp.Header.Values("Content-Type"))
+	switch kind {
+	case kindMedia:
+		resp.Body = &trailerMasker{ReadCloser: resp.Body, resp: resp, m: m}
 		return nil
+	case kindSealed:
+		return m.refuse(resp, "a body whose text the gateway cannot read for masking: "+resp.Header.Get("Content-Type"))
 	}
-	enc := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding")))
-	if enc != "" && enc != "identity" && enc != "gzip" && enc != "x-gzip" && enc != "deflate" {
-		return m.refuse(resp, "content encoding "+enc+" cannot be read for masking")
+	enc, ok := contentCoding(resp.Header.Values("Content-Encoding"))
+	if !ok {
+		return m.refuse(resp, "a Content-Encoding the gateway cannot read: "+strings.Join(resp.Header.Values("Content-Encoding"), ", "))
 	}
-	if kind == kindEventStream && (enc == "" || enc == "identity") {
-		// Events stream: mask line by line as they pass, never buffer the stream.
-		resp.Body = m.lineMasker(resp.Body)
-		resp.Header.Del("Content-Length")
-		resp.ContentLength = -1
-		return nil
+	if kind == kindEventStream || kind == kindLines {
+		return m.maskStream(resp, enc, kind)
 	}
 	bufs := getBuffers()
 	raw, err := readBody(bufs.raw[:0], resp.Body, resp.ContentLength, m.maxBody)
@@ -208,10 +311,15 @@ func (m *masking) maskResponse(resp *http.Response) error {
 		bufs.release()
 		return m.refuse(resp, fmt.Sprintf("body larger than masking.max_body_bytes (%d)", m.maxBody))
 	}
+	m.maskHeader(resp.Trailer) // read to the end: the trailers are in
 	plain, err := decode(raw, enc, m.maxBody)
 	if err != nil {
 		bufs.release()
 		return m.refuse(resp, err.Error())
+	}
+	if utf16(plain) {
+		bufs.release()
+		return m.refuse(resp, "a UTF-16 or UTF-32 body, whose digits are not ASCII bytes")
 	}
 	var masked []byte
 	var changed bool
@@ -231,16 +339,108 @@ func (m *masking) maskResponse(resp *http.Response) error {
 			bufs.release()
 			return err
 		}
-		// The representation changed, so the upstream's validator no longer names it.
-		if resp.Header.Get("ETag") != "" {
-			sum := sha256.Sum256(out)
-			resp.Header.Set("ETag", `"sg-`+hex.EncodeToString(sum[:12])+`"`)
+		// The representation changed: the upstream's validator and digests name
+		// the unmasked bytes.
+		for _, k := range bodyDigests {
+			delete(resp.Header, k)
 		}
+		if resp.Header.Get("ETag") != "" {
+			resp.Header.Set("ETag", maskedETag(out))
+		}
+	}
+	if cond != nil && resp.StatusCode == http.StatusOK {
+		if resp.Header.Get("ETag") == "" {
+			// If-None-Match and If-Range need a validator to compare with.
+			resp.Header.Set("ETag", maskedETag(out))
+		}
+		out = answerConditional(resp, cond, out)
 	}
 	resp.Body = &pooledBody{Reader: bytes.NewReader(out), bufs: bufs}
 	resp.ContentLength = int64(len(out))
 	resp.Header.Set("Content-Length", strconv.Itoa(len(out)))
 	return nil
+}
+
+// utf16 reports whether b starts with a UTF-16 or UTF-32 byte order mark.
+func utf16(b []byte) bool {
+	return len(b) >= 2 && (b[0] == 0xFF && b[1] == 0xFE || b[0] == 0xFE && b[1] == 0xFF) ||
+		len(b) >= 4 && b[0] == 0 && b[1] == 0 && b[2] == 0xFE && b[3] == 0xFF
+}
+
+// maskedETag is the strong validator of masked bytes: 96 bits of their SHA-256,
+// written with the letters a-p rather than hex, so that no run of digits in it can
+// look like a phone number to the caller's scanners or to the gateway's own masker.
+func maskedETag(b []byte) string {
+	sum := sha256.Sum256(b)
+	var tag [3 + 24 + 2]byte
+	copy(tag[:], `"sg-`)
+	for i, c := range sum[:12] {
+		tag[4+2*i], tag[5+2*i] = 'a'+c>>4, 'a'+c&0xf
+	}
+	tag[len(tag)-1] = '"'
+	return string(tag[:])
+}
+
+// maskHeader masks every value in h, and drops the fields whose name holds a
+// number. Header values with no digits, nearly all, cost a scan and no allocation.
+func (m *masking) maskHeader(h http.Header) {
+	for k, vs := range h {
+		if m.leaks(k) {
+			delete(h, k)
+			continue
+		}
+		for i, v := range vs {
+			vs[i] = m.masker.String(v)
+		}
+	}
+}
+
+// leaks reports whether s holds something the masker would mask.
+func (m *masking) leaks(s string) bool { return m.masker.String(s) != s }
+
+// contentCoding reads a response's Content-Encoding field values as one coding the
+// gateway can decode and encode again ("" for none). Two codings, stated in one
+// line or two (identity included: clients differ on which line counts), and codings
+// it does not know are not readable.
+func contentCoding(values []string) (string, bool) {
+	if len(values) > 1 {
+		return "", false
+	}
+	coding := ""
+	for _, v := range values {
+		for part := range strings.SplitSeq(v, ",") {
+			c := strings.ToLower(strings.TrimSpace(part))
+			switch c {
+			case "identity", "gzip", "x-gzip", "deflate":
+			default:
+				return "", false
+			}
+			if coding != "" {
+				return "", false
+			}
+			coding = c
+		}
+	}
+	if coding == "identity" {
+		coding = ""
+	}
+	return coding, true
+}
+
+// trailerMasker masks the response's trailers once the body has been read to its
+// end, which is when the transport fills them in.
+type trailerMasker struct {
+	io.ReadCloser
+	resp *http.Response
+	m    *masking
+}
+
+func (t *trailerMasker) Read(p []byte) (int, error) {
+	n, err := t.ReadCloser.Read(p)
+	if err == io.EOF {
+		t.m.maskHeader(t.resp.Trailer)
+	}
+	return n, err
 }
 
 // maskBuffers are the read and output buffers of one masked response, reused across
@@ -304,10 +504,12 @@ func (m *masking) refuse(resp *http.Response, why string) error {
 	return errMaskRefused{why}
 }
 
+// decode undoes enc ("" for none). deflate is zlib as RFC 9110 has it, or the raw
+// deflate some servers send instead.
 func decode(raw []byte, enc string, limit int64) ([]byte, error) {
-	var r io.ReadCloser
+	var r io.Reader
 	switch enc {
-	case "", "identity":
+	case "":
 		return raw, nil
 	case "gzip", "x-gzip":
 		zr, err := gzip.NewReader(bytes.NewReader(raw))
@@ -316,9 +518,14 @@ func decode(raw []byte, enc string, limit int64) ([]byte, error) {
 		}
 		r = zr
 	case "deflate":
-		r = flate.NewReader(bytes.NewReader(raw))
+		if zr, err := zlib.NewReader(bytes.NewReader(raw)); err == nil {
+			r = zr
+		} else {
+			r = flate.NewReader(bytes.NewReader(raw))
+		}
+	default:
+		return nil, fmt.Errorf("content encoding %s cannot be read", enc)
 	}
-	defer r.Close()
 	plain, err := io.ReadAll(io.LimitReader(r, limit+1))
 	if err != nil {
 		return nil, fmt.Errorf("%s body: %v", enc, err)
@@ -333,16 +540,14 @@ func encode(plain []byte, enc string) ([]byte, error) {
 	var buf bytes.Buffer
 	var w io.WriteCloser
 	switch enc {
-	case "", "identity":
+	case "":
 		return plain, nil
 	case "gzip", "x-gzip":
 		w = gzip.NewWriter(&buf)
 	case "deflate":
-		fw, err := flate.NewWriter(&buf, flate.DefaultCompression)
-		if err != nil {
-			return nil, err
-		}
-		w = fw
+		w = zlib.NewWriter(&buf)
+	default:
+		return nil, fmt.Errorf("content encoding %s cannot be written", enc)
 	}
 	if _, err := w.Write(plain); err != nil {
 		return nil, err
@@ -353,36 +558,118 @@ func encode(plain []byte, enc string) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// lineMasker masks a text stream line by line as it is read, so server-sent events
-// keep flowing while numbers in them are masked.
-func (m *masking) lineMasker(body io.ReadCloser) io.ReadCloser {
-	pr, pw := io.Pipe()
-	go func() {
-		br := bufio.NewReader(body)
-		var out []byte
-		for {
-			line, err := br.ReadSlice('\n')
-			if len(line) > 0 {
-				out, _ = m.masker.Text(out[:0], line)
-				if _, werr := pw.Write(out); werr != nil {
-					body.Close()
-					return
-				}
-			}
-			if err == bufio.ErrBufferFull {
-				continue
-			}
-			if err != nil {
-				body.Close()
-				if err == io.EOF {
-					err = nil
-				}
-				pw.CloseWithError(err)
-				return
-			}
+// maskStream masks a streamed body (server-sent events, NDJSON) line by line as it
+// passes, so events keep flowing. A line is masked whole whatever its length, up to
+// masking.max_body_bytes; a longer line ends the stream there, since masking part
+// of it could cut a number in two. A compressed stream is decoded as it arrives and
+// passed on decoded. Validators and digests go: they name the unmasked stream.
+func (m *masking) maskStream(resp *http.Response, enc string, kind bodyKind) error {
+	var src io.Reader = resp.Body
+	if enc != "" {
+		var err error
+		if src, err = streamDecoder(resp.Body, enc); err != nil {
+			return m.refuse(resp, err.Error())
 		}
-	}()
-	return pr
+		resp.Header.Del("Content-Encoding")
+	}
+	for _, k := range bodyDigests {
+		delete(resp.Header, k)
+	}
+	for _, k := range [...]string{"Content-Length", "Etag", "Accept-Ranges", "Content-Range"} {
+		delete(resp.Header, k)
+	}
+	resp.ContentLength = -1
+	resp.Body = &streamMasker{m: m, resp: resp, body: resp.Body, src: bufio.NewReaderSize(src, 16<<10), asJSON: kind == kindLines}
+	return nil
+}
+
+// streamDecoder reads a compressed stream as it arrives.
+func streamDecoder(body io.Reader, enc string) (io.Reader, error) {
+	switch enc {
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			return nil, fmt.Errorf("gzip stream: %v", err)
+		}
+		zr.Multistream(false)
+		return zr, nil
+	case "deflate":
+		return zlib.NewReader(body)
+	}
+	return nil, fmt.Errorf("content encoding %s cannot be read", enc)
+}
+
+// errLineTooLong ends a stream whose line is longer than masking.max_body_bytes.
+var errLineTooLong = errors.New("a streamed line longer than masking.max_body_bytes: the stream is cut there")
+
+// streamMasker is a streamed body read a whole line at a time, each line masked (as
+// JSON first when asJSON) before any of it is handed on. It reads on the proxy's
+// own goroutine, when the proxy asks for bytes: the transport fills in the
+// response's trailers on the goroutine that reads the body's end, and they are
+// masked there, before the proxy sends them.
+type streamMasker struct {
+	m      *masking
+	resp   *http.Response
+	body   io.Closer
+	src    *bufio.Reader
+	asJSON bool
+
+	line, out []byte
+	off       int   // out[off:] is still to be handed on
+	err       error // what comes after out: the end, or why the stream stops
+}
+
+func (l *streamMasker) Read(p []byte) (int, error) {
+	for l.off >= len(l.out) {
+		if l.err != nil {
+			return 0, l.err
+		}
+		l.next()
+	}
+	n := copy(p, l.out[l.off:])
+	l.off += n
+	return n, nil
+}
+
+// next reads and masks the next line into out.
+func (l *streamMasker) next() {
+	l.line, l.out, l.off = l.line[:0], l.out[:0], 0
+	for {
+		chunk, err := l.src.ReadSlice('\n')
+		l.line = append(l.line, chunk...)
+		if int64(len(l.line)) > l.m.maxBody {
+			l.err = errLineTooLong
+			return
+		}
+		if err == bufio.ErrBufferFull {
+			continue // a line longer than the buffer: gather it whole
+		}
+		if err == io.EOF {
+			l.m.maskHeader(l.resp.Trailer) // read to its end: the trailers are in
+		}
+		l.err = err
+		break
+	}
+	if len(l.line) > 0 {
+		l.out = l.m.maskLine(l.out, l.line, l.asJSON)
+	}
+}
+
+func (l *streamMasker) Close() error { return l.body.Close() }
+
+// maskLine masks one line of a stream.
+func (m *masking) maskLine(dst, line []byte, asJSON bool) []byte {
+	if asJSON {
+		body, nl := line, []byte(nil)
+		if n := len(body); n > 0 && body[n-1] == '\n' {
+			body, nl = body[:n-1], body[n-1:]
+		}
+		if out, _, err := m.masker.JSON(dst, body); err == nil {
+			return append(out, nl...)
+		}
+	}
+	out, _ := m.masker.Text(dst, line)
+	return out
 }
 
 // maskRequests masks the request body on routes with mask_request: true, after
@@ -401,7 +688,7 @@ func maskRequests(m *masking) middleware {
 			}
 			var masked []byte
 			var changed bool
-			if kindOf(r.Header.Get("Content-Type")) == kindJSON {
+			if kindOf(r.Header.Values("Content-Type")) == kindJSON {
 				masked, changed, err = m.masker.JSON(nil, body)
 				if err != nil {
 					masked, changed = m.masker.Text(nil, body)
