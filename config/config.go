@@ -103,9 +103,14 @@ type Role struct {
 	AllowSet route.Set `yaml:"-"`
 }
 
-// RateLimitPolicy says what the limiters do when Redis cannot be reached.
+// RateLimitPolicy says what the limiters do when Redis cannot be reached, and how
+// key: ip counts IPv6 callers.
 type RateLimitPolicy struct {
 	RedisFailure string `yaml:"redis_failure"` // local | open | closed
+	// IPv6Prefix is how many leading bits of an IPv6 caller's address key: ip counts
+	// by (64: one /64, what one host or one customer line is given). IPv4 callers
+	// are always counted per address.
+	IPv6Prefix int `yaml:"ipv6_prefix"`
 }
 
 // RateLimit is one limiter: Rate per Key, optionally only on some routes.

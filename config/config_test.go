@@ -226,6 +226,7 @@ upstreams:
 		{"auth.nonce_ttl", cfg.Auth.NonceTTL, 20 * time.Minute},
 		{"clients[0].signature", cfg.Clients[0].Signature, "none"},
 		{"ratelimit.redis_failure", cfg.RateLimit.RedisFailure, "local"},
+		{"ratelimit.ipv6_prefix", cfg.RateLimit.IPv6Prefix, 64},
 		{"rate_limits[0].burst", cfg.RateLimits[0].Burst, 10},
 		{"rate_limits[0] limit", cfg.RateLimits[0].Limit, 10.0 / 60},
 		{"rate_limits[0] period", cfg.RateLimits[0].Period, time.Minute},

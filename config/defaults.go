@@ -56,6 +56,7 @@ func setDefaults(c *Config, set map[string]int) {
 	}
 
 	def("ratelimit.redis_failure", func() { c.RateLimit.RedisFailure = "local" })
+	def("ratelimit.ipv6_prefix", func() { c.RateLimit.IPv6Prefix = 64 })
 	for i := range c.RateLimits {
 		rl := &c.RateLimits[i]
 		// A burst of 0 would refuse every request, so 0 means the default as well.

@@ -67,6 +67,9 @@ func (v *validator) validate(c *Config) {
 	v.clients(c)
 	v.roles(c)
 	v.oneOf("ratelimit.redis_failure", c.RateLimit.RedisFailure, "local", "open", "closed")
+	if n := c.RateLimit.IPv6Prefix; n <= 0 || n > 128 {
+		v.addf("ratelimit.ipv6_prefix", "want a prefix length from 1 to 128 (64: count each /64 once), got %d", n)
+	}
 	v.rateLimits(c)
 	v.upstreams(c)
 	v.daojia(&c.Daojia)
@@ -339,6 +342,9 @@ func (v *validator) routes(c *Config) {
 			v.addf(p+".match", "%v", err)
 		} else {
 			rt.Pattern = pat
+			if rt.Daojia == "relay" && !relayMatch(rt.Match) {
+				v.addf(p+".match", `a daojia: relay route's path must be a fixed prefix ending in /**, such as "POST /daojia/**": what follows the prefix is the 58到家 path (roles' allow lists can narrow it), got %q`, rt.Match)
+			}
 		}
 		switch {
 		case rt.Upstream != "" && rt.Daojia != "":
@@ -393,6 +399,16 @@ func (v *validator) routes(c *Config) {
 			v.addf("daojia.service_secret", "required by %s", needsDaojia)
 		}
 	}
+}
+
+// relayMatch reports whether a relay route's match is a fixed path prefix ending in
+// "/**": the relay strips that prefix (everything before "**") to find the 58到家 path,
+// at any depth ("POST /partners/daojia/**"). A wildcard segment or an exact path leaves
+// no prefix to strip.
+func relayMatch(match string) bool {
+	_, path, _ := strings.Cut(match, " ")
+	prefix, ok := strings.CutSuffix(path, "/**")
+	return ok && !strings.Contains(prefix, "*")
 }
 
 // matchesGET reports whether a route's match takes GET requests (a malformed match

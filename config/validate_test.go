@@ -230,6 +230,20 @@ routes:
 			},
 		},
 		{
+			name: "relay routes whose path is not a fixed prefix",
+			yaml: `daojia: {base_url: "http://127.0.0.1:9700", service_key: "k", service_secret: "s"}
+routes:
+  - {name: deep, match: "POST /partners/daojia/**", daojia: relay}
+  - {name: root, match: "POST /**", daojia: relay}
+  - {name: exact, match: "POST /daojia/serviceUser/saveServiceUser", daojia: relay}
+  - {name: wild, match: "POST /partners/*/daojia/**", daojia: relay}
+`,
+			want: []string{
+				`routes[2].match (line 5): a daojia: relay route's path must be a fixed prefix ending in /**, such as "POST /daojia/**": what follows the prefix is the 58到家 path (roles' allow lists can narrow it), got "POST /daojia/serviceUser/saveServiceUser"`,
+				`routes[3].match (line 6): a daojia: relay route's path must be a fixed prefix ending in /**, such as "POST /daojia/**": what follows the prefix is the 58到家 path (roles' allow lists can narrow it), got "POST /partners/*/daojia/**"`,
+			},
+		},
+		{
 			name: "websocket routes that cannot tunnel",
 			yaml: `upstreams:
   backend: {targets: ["http://127.0.0.1:9000"]}
@@ -319,6 +333,21 @@ routes:
 			name: "redis failure policy",
 			yaml: "ratelimit:\n  redis_failure: retry\n",
 			want: []string{`ratelimit.redis_failure (line 2): want one of local, open, closed; got "retry"`},
+		},
+		{
+			name: "ipv6 prefix of zero",
+			yaml: "ratelimit:\n  ipv6_prefix: 0\n",
+			want: []string{`ratelimit.ipv6_prefix (line 2): want a prefix length from 1 to 128 (64: count each /64 once), got 0`},
+		},
+		{
+			name: "ipv6 prefix longer than an address",
+			yaml: "ratelimit:\n  ipv6_prefix: 129\n",
+			want: []string{`ratelimit.ipv6_prefix (line 2): want a prefix length from 1 to 128 (64: count each /64 once), got 129`},
+		},
+		{
+			name: "negative ipv6 prefix",
+			yaml: "ratelimit:\n  ipv6_prefix: -64\n",
+			want: []string{`ratelimit.ipv6_prefix (line 2): want a prefix length from 1 to 128 (64: count each /64 once), got -64`},
 		},
 	}
 	for _, tt := range tests {

@@ -31,7 +31,7 @@ type Options struct {
 	Timeout       time.Duration // bound on each call to 58到家; 10s
 	TokenPath     string        // token endpoint, "{version}" substituted; "/api/{version}/token/getAccessToken"
 	RefreshBefore time.Duration // a token is replaced this long before it expires; 5m
-	DefaultTTL    time.Duration // token lifetime when 58到家 gives no expiresIn; 2h
+	DefaultTTL    time.Duration // token lifetime when 58到家 gives no expiresIn; 2h, kept within [MinTokenLifetime, MaxTokenLifetime]
 	InvalidCodes  []string      // answer codes meaning "accessToken invalid"; ["2"]
 	// Store is the state shared by all instances (Redis, or memory for one). Nil keeps
 	// the token in this process only.
@@ -65,6 +65,7 @@ type Client struct {
 	secret       secret.Secret
 	apiBase      string // {base}/api/{version}/
 	tokenURL     string
+	guard        tokenGuard // keeps calls off the token endpoint
 	timeout      time.Duration
 	refresh      time.Duration
 	defaultTTL   time.Duration
@@ -133,6 +134,7 @@ func NewClient(o Options) (*Client, error) {
 	if o.DefaultTTL <= 0 {
 		o.DefaultTTL = DefaultTokenTTL
 	}
+	o.DefaultTTL = min(max(o.DefaultTTL, MinTokenLifetime), MaxTokenLifetime)
 	if len(o.InvalidCodes) == 0 {
 		o.InvalidCodes = []string{"2"}
 	}
@@ -151,6 +153,7 @@ func NewClient(o Options) (*Client, error) {
 		secret:       o.ServiceSecret,
 		apiBase:      root + "/api/" + o.Version + "/",
 		tokenURL:     root + tokenPath,
+		guard:        newTokenGuard(strings.TrimSuffix(base.EscapedPath(), "/"), o.Version, tokenPath),
 		timeout:      o.Timeout,
 		refresh:      o.RefreshBefore,
 		defaultTTL:   o.DefaultTTL,
@@ -199,6 +202,9 @@ var errBadInput = errors.New("bad input")
 func (c *Client) Call(ctx context.Context, path string, daojiaJSON []byte) (*Response, error) {
 	if !validPath(path) {
 		return nil, fmt.Errorf("%w: path %q must be segments of A-Z a-z 0-9 _ -", errBadInput, path)
+	}
+	if c.guard.isTokenEndpoint(path) {
+		return nil, fmt.Errorf("%w: path %q is the token endpoint, which takes no calls with the accessToken", errBadInput, path)
 	}
 	var buf bytes.Buffer
 	if err := compactObject(&buf, daojiaJSON); err != nil {

@@ -56,14 +56,15 @@ func (h *relay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		apierror.Write(w, r, apierror.ErrNoRoute) // routed here by mistake
 		return
 	}
-	if !validPath(path) {
-		apierror.Write(w, r, errRelayPath)
+	if h.c.guard.isTokenEndpoint(path) {
+		// The accessToken is the gateway's to hold: relaying the token endpoint
+		// would hand it to any caller allowed on the relay. Checked before the
+		// path's form, so every spelling of that endpoint gets the same answer.
+		apierror.Write(w, r, apierror.ErrNoRoute)
 		return
 	}
-	if h.c.apiBase+path == h.c.tokenURL {
-		// The accessToken is the gateway's to hold: relaying the token endpoint
-		// would hand it to any caller allowed on the relay.
-		apierror.Write(w, r, apierror.ErrNoRoute)
+	if !validPath(path) {
+		apierror.Write(w, r, errRelayPath)
 		return
 	}
 	body, err := io.ReadAll(r.Body)

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -38,8 +40,19 @@ const (
 	// retryRefreshAfter spaces refresh attempts while 58到家 refuses them and the
 	// current token is still good.
 	retryRefreshAfter = 30 * time.Second
-	// maxTokenLifetime caps expiresIn: a nonsense value must not keep a token forever.
-	maxTokenLifetime = 30 * 24 * time.Hour
+)
+
+// The range a token's lifetime is kept in, whatever 58到家's expiresIn says (zero,
+// negative, a second, a year, more than time.Duration holds) and whatever
+// Options.DefaultTTL is.
+const (
+	// MinTokenLifetime is the shortest a token is kept: a lifetime stated shorter
+	// would have the token fetched again on every call. A token 58到家 stops
+	// accepting sooner is refused, dropped and fetched again on its first refusal.
+	MinTokenLifetime = time.Minute
+	// MaxTokenLifetime is the longest a token is kept, however long 58到家 says it
+	// lives: a nonsense value must not keep a token for ever.
+	MaxTokenLifetime = 24 * time.Hour
 )
 
 // cachedToken is one accessToken and when to stop using it.
@@ -303,13 +316,30 @@ func (c *Client) readTokenAnswer(resp *Response) (string, time.Duration, error) 
 	case len(a.Data.AccessToken) > 1024:
 		return "", 0, refused("the answer's accessToken is implausibly long")
 	}
-	life := c.defaultTTL
-	if s := scalarText(a.Data.ExpiresIn); s != "" {
-		if secs, err := strconv.ParseFloat(s, 64); err == nil && secs > 0 {
-			life = min(time.Duration(secs*float64(time.Second)), maxTokenLifetime)
-		}
+	return a.Data.AccessToken, c.tokenLifetime(a.Data.ExpiresIn), nil
+}
+
+// tokenLifetime reads expiresIn, seconds as a JSON number or a string holding one,
+// into [MinTokenLifetime, MaxTokenLifetime]. A number too large for a float64 is as
+// good as the most; anything that is no number (absent, null, "soon", NaN, an object)
+// takes the default TTL. The bounds are checked on the float, before it becomes a
+// Duration: a conversion out of range would wrap to a lifetime in the past and have
+// the token fetched again on every call.
+func (c *Client) tokenLifetime(raw json.RawMessage) time.Duration {
+	s := strings.TrimSpace(scalarText(raw))
+	if s == "" {
+		return c.defaultTTL
 	}
-	return a.Data.AccessToken, life, nil
+	secs, err := strconv.ParseFloat(s, 64)
+	switch {
+	case err != nil && !errors.Is(err, strconv.ErrRange), math.IsNaN(secs):
+		return c.defaultTTL
+	case secs >= MaxTokenLifetime.Seconds():
+		return MaxTokenLifetime
+	case secs <= MinTokenLifetime.Seconds():
+		return MinTokenLifetime
+	}
+	return time.Duration(secs * float64(time.Second))
 }
 
 // cleanMessage shortens 58到家's message for errors and logs and makes sure it cannot

@@ -6,8 +6,12 @@
 // target out for EjectFor) and not marked down by the active health check (Run). An
 // idempotent request whose connection to a target cannot be made is tried on another
 // target, up to Retries times; nothing is retried once the upstream may have seen the
-// request. Every failure is answered with the gateway's JSON envelope through
-// apierror.Write: 502 upstream_error, 503 upstream_unavailable, 504 upstream_timeout.
+// request. Only the upstream's own failures count towards an ejection: a request the
+// caller made unsendable (an HTTP/2 :method that is not a token, a header net/http
+// will not write) is answered 400 bad_request and counts against no target, nor does
+// a response timeout while the caller's body was still arriving. Every failure is
+// answered with the gateway's JSON envelope through apierror.Write: 502
+// upstream_error, 503 upstream_unavailable, 504 upstream_timeout.
 //
 // A caller that hangs up gets no answer at all, and when an upstream fails after its
 // response headers were sent, ReverseProxy aborts the response by panicking with

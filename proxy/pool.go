@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -218,8 +219,9 @@ func (p *Pool) pick(tried []bool) *target {
 	return nil
 }
 
-// Headers the upstream must never see from the caller: its credentials, and the
-// identity header only the gateway may set.
+// Headers the upstream must never see from the caller: its credentials, which the
+// gateway reads up to this point. The server removes every other header no caller
+// may send an upstream before routing (server/hygiene.go).
 var strippedHeaders = [...]string{"X-Api-Key", "X-Signature", "X-Timestamp", "X-Nonce"}
 
 // rewrite aims the outbound request at the exchange's target and sets the identity
@@ -236,10 +238,21 @@ func (p *Pool) rewrite(pr *httputil.ProxyRequest) {
 	for _, k := range strippedHeaders {
 		delete(h, k)
 	}
+	// X-Real-IP is the address X-Forwarded-For ends with: the connection's peer, or
+	// the source a PROXY protocol header named (the server makes it RemoteAddr).
+	if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {
+		h["X-Real-Ip"] = []string{ip}
+	} else {
+		delete(h, "X-Real-Ip")
+	}
 	info := reqinfo.Of(pr.In)
 	setOrDelete(h, "X-Request-Id", info.RequestID)
 	// Deleted when the caller is anonymous, so a caller cannot claim an identity.
 	setOrDelete(h, "X-Signgate-Client", info.Client)
+	// Request trailers never go upstream: they come after the body, outside any
+	// signature. The server drops them before routing; this holds for any handler
+	// that hands the pool a request.
+	pr.Out.Trailer = nil
 }
 
 func setOrDelete(h http.Header, key, value string) {

@@ -2,10 +2,12 @@ package proxy
 
 import (
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"sync/atomic"
 )
 
 // poolTransport is the ReverseProxy's Transport. It sends a request to the exchange's
@@ -22,6 +24,7 @@ func (pt poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, errors.New("proxy: request has no target") // only a bug gets here
 	}
 	var tried []bool // allocated on the first retry only
+	req, body := trackBody(req)
 	for attempt := 0; ; attempt++ {
 		resp, err := p.roundTripOnce(req)
 		if err == nil {
@@ -33,6 +36,19 @@ func (pt poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			// The caller left, its own deadline passed, or its body crossed the
 			// gateway's limit: not the target's fault, and not worth another attempt.
 			// Counting these would let one caller eject healthy targets.
+			return nil, err
+		}
+		if rerr := requestFault(req, err); rerr != nil {
+			// The request itself cannot be sent (say, an HTTP/2 :method that is not
+			// a token): every target would refuse it alike, and none is to blame.
+			return nil, rerr
+		}
+		var rt *responseTimeoutError
+		if body != nil && !body.ended.Load() && errors.As(err, &rt) {
+			// The wait for the answer ran out while the caller was still sending its
+			// body: the upstream never had the whole request, so nothing says it was
+			// slow. Counting it would let anyone who uploads slowly (a stranger, on
+			// a public route) eject healthy targets. Such a body cannot be retried.
 			return nil, err
 		}
 		p.recordFailure(ex.target)
@@ -57,6 +73,34 @@ func (pt poolTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		ex.target = next
 		req = retry
 	}
+}
+
+// trackedBody is a caller's body on its way upstream, noting when it has been read
+// to its end. The Transport reads it on a goroutine of its own, hence the atomic.
+type trackedBody struct {
+	io.ReadCloser
+	ended atomic.Bool
+}
+
+func (b *trackedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.ended.Store(true)
+	}
+	return n, err
+}
+
+// trackBody returns req with its body tracked, when that body streams from the
+// caller (no GetBody: one the gateway holds in memory cannot be slow), and the
+// tracker; otherwise req itself and nil. Requests without a body pay nothing.
+func trackBody(req *http.Request) (*http.Request, *trackedBody) {
+	if req.Body == nil || req.Body == http.NoBody || req.GetBody != nil {
+		return req, nil
+	}
+	b := &trackedBody{ReadCloser: req.Body}
+	out := req.WithContext(req.Context()) // a shallow copy: a RoundTripper must not change its request
+	out.Body = b
+	return out, b
 }
 
 // isDialError reports whether err means no connection was made, so the upstream cannot

@@ -154,3 +154,71 @@ func bufferBody(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// A response timeout while the caller's body is still arriving is not the target's
+// failure: the upstream never had the whole request. One that runs out after the
+// whole body was sent is, so a hung target is still ejected.
+func TestResponseTimeoutCountsOnlyOnceTheBodyIsSent(t *testing.T) {
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	reader := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			return
+		}
+		if r.URL.Path == "/hang" {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			return
+		}
+		io.WriteString(w, "done")
+	}))
+	t.Cleanup(reader.Close)
+	p, logs := newTestPool(t, Options{
+		Targets: []string{reader.URL}, ResponseTimeout: 100 * time.Millisecond, MaxFails: 1, EjectFor: time.Hour,
+	})
+	front := frontFor(t, p, "")
+
+	// The caller sends one byte every 50ms: its body takes longer than the timeout.
+	for i := range 3 {
+		pr, pw := io.Pipe()
+		go func() {
+			for range 6 {
+				time.Sleep(50 * time.Millisecond)
+				if _, err := pw.Write([]byte("x")); err != nil {
+					return
+				}
+			}
+			pw.Close()
+		}()
+		req, _ := http.NewRequest(http.MethodPost, front.URL+"/upload", pr)
+		req.ContentLength = 6
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("slow upload %d: %v", i, err)
+		}
+		wantEnvelope(t, resp, http.StatusGatewayTimeout, "upstream_timeout")
+		pr.Close()
+	}
+	if !p.usable(p.targets[0]) || p.targets[0].fails.Load() != 0 {
+		t.Fatalf("slow uploads counted against the target (fails %d)", p.targets[0].fails.Load())
+	}
+	if resp := get(t, front.URL+"/ok"); readBody(t, resp) != "done" {
+		t.Fatal("a good request after slow uploads was not served")
+	}
+
+	// A whole body, then no answer: the target's failure.
+	req, _ := http.NewRequest(http.MethodPost, front.URL+"/hang", strings.NewReader("whole"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantEnvelope(t, resp, http.StatusGatewayTimeout, "upstream_timeout")
+	if p.usable(p.targets[0]) {
+		t.Fatal("a target that took the whole body and never answered is still usable with MaxFails 1")
+	}
+	if n := logs.count("upstream target ejected", reader.URL); n != 1 {
+		t.Errorf("ejection logged %d times, want once", n)
+	}
+}

@@ -69,9 +69,11 @@ func (p *Pool) recordSuccess(t *target) {
 	}
 }
 
-// recordFailure counts a failed exchange with t (no connection, a broken or missing
-// response, a response timeout; never the caller leaving) and ejects t once MaxFails
-// happen in a row.
+// recordFailure counts a failed exchange with t (no connection, a reset, a broken or
+// missing response, a response timeout once the whole request was sent) and ejects t
+// once MaxFails happen in a row. What the caller caused is never counted: hanging up,
+// a body over the limit or still arriving, a request that cannot be sent at all
+// (poolTransport.RoundTrip decides), or a caller could eject healthy targets.
 func (p *Pool) recordFailure(t *target) {
 	if p.maxFails <= 0 || t.fails.Add(1) < p.maxFails {
 		return

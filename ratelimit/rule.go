@@ -30,6 +30,10 @@ type Rule struct {
 	// Burst is how many events may pass at once after a quiet spell. Below 1 it is
 	// taken as Count (so "10/m" admits 10 at once, as the config reads), or 1.
 	Burst int
+	// IPv6Prefix is, where Key counts by "ip", how many leading bits of an IPv6
+	// caller's address make its key (see AddressKey); 0 means DefaultIPv6Prefix.
+	// Limiters do not read it either.
+	IPv6Prefix int
 }
 
 // AppliesTo reports whether the rule limits requests on the named route.

@@ -1,5 +1,6 @@
 // Package reqinfo carries the facts about one request that several layers fill in
-// and the access log reads at the end: request id, route name, client id, error code.
+// and the access log reads at the end: request id, decided method and path, route
+// name, client id, error code.
 package reqinfo
 
 import (
@@ -11,10 +12,16 @@ import (
 // filled in by the layers below; a pointer is shared so inner layers can write it.
 type Info struct {
 	RequestID string
-	Route     string // route name from config; "" until matched
-	Client    string // client id; "" until authenticated
-	Roles     []string
-	ErrCode   string // the apierror code written, if any
+	// DecidedMethod and DecidedPath are the request's decided form (route.Decide:
+	// HEAD as GET, no trailing slash), what routing, RBAC, limits and anything else
+	// attached to a route decide on. Set once, before routing, by the server's
+	// request hygiene; the request itself goes upstream as sent.
+	DecidedMethod string
+	DecidedPath   string
+	Route         string // route name from config; "" until matched
+	Client        string // client id; "" until authenticated
+	Roles         []string
+	ErrCode       string // the apierror code written, if any
 }
 
 type ctxKey struct{}

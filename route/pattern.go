@@ -1,6 +1,9 @@
 // Package route matches requests to "METHOD /path" patterns: "*" stands for one path
 // segment, a final "**" for the rest of the path, and a method of "*" for any method.
 // Patterns are parsed once at config load; matching walks the path without allocating.
+// A request is matched on its decided form (Decide): HEAD as GET, a path without its
+// trailing slash; a pattern that could never match a decided request (a HEAD method,
+// a path ending in "/") is refused when parsed.
 package route
 
 import (
@@ -24,16 +27,20 @@ func ParsePattern(s string) (Pattern, error) {
 		return Pattern{}, errors.New(`want "METHOD /path", e.g. "GET /api/orders/*"`)
 	}
 	p := Pattern{raw: s}
-	if method != "*" {
-		for _, c := range method {
-			if c < 'A' || c > 'Z' {
-				return Pattern{}, fmt.Errorf("method %q must be upper-case letters or *", method)
-			}
-		}
+	switch {
+	case method == "*":
+	case method == "HEAD":
+		return Pattern{}, errors.New(`method HEAD: a HEAD request is routed, authorised and limited as the GET it stands for; write GET`)
+	case !ValidMethod(method):
+		return Pattern{}, fmt.Errorf("method %q must be upper-case letters or *", method)
+	default:
 		p.method = method
 	}
 	if path[0] != '/' {
 		return Pattern{}, fmt.Errorf("path %q must start with /", path)
+	}
+	if len(path) > 1 && path[len(path)-1] == '/' {
+		return Pattern{}, fmt.Errorf("path %q ends in /: requests are routed on their path without the trailing slash, so write %q", path, strings.TrimRight(path, "/"))
 	}
 	if strings.ContainsAny(path, "?# \t") {
 		return Pattern{}, fmt.Errorf("path %q may not hold a query, fragment or space", path)
@@ -70,7 +77,40 @@ func MustParse(s string) Pattern {
 // String returns the pattern as written.
 func (p Pattern) String() string { return p.raw }
 
-// Match reports whether a request with method and (decoded) path matches p.
+// ValidMethod reports whether m is a method a pattern can name and a request may
+// be routed with: one or more upper-case ASCII letters. Any other method is one
+// backends read differently ("get" as GET) or net/http's client refuses to send.
+func ValidMethod(m string) bool {
+	if m == "" {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if c := m[i]; c < 'A' || c > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// Decide returns the method and path a request is matched on, routed, authorised
+// and limited by: HEAD is decided as the GET it stands for (RFC 9110 9.3.2), and a
+// path ending in "/" as the path without it ("/" stays "/"), so neither spelling can
+// move a request to another route or role. The request itself is forwarded as sent.
+// The results are method and path or substrings of them: Decide does not allocate.
+func Decide(method, path string) (string, string) {
+	if method == "HEAD" {
+		method = "GET"
+	}
+	if len(path) > 1 && path[len(path)-1] == '/' {
+		if path = strings.TrimRight(path, "/"); path == "" {
+			path = "/"
+		}
+	}
+	return method, path
+}
+
+// Match reports whether a request with method and (decoded) path matches p. Callers
+// pass the request's decided method and path (Decide).
 func (p *Pattern) Match(method, path string) bool {
 	if p.method != "" && p.method != method {
 		return false

@@ -43,9 +43,57 @@ func TestMatch(t *testing.T) {
 }
 
 func TestParsePatternErrors(t *testing.T) {
-	for _, s := range []string{"", "GET", "/api", "get /api", "GET api", "GET /api/**/x", "GET /api/a*", "GET /api?x=1", "GET /../x", "GET  /x"} {
+	for _, s := range []string{"", "GET", "/api", "get /api", "GET api", "GET /api/**/x", "GET /api/a*", "GET /api?x=1", "GET /../x", "GET  /x",
+		"HEAD /api", "GET /api/", "GET /api//", "* /api/*/", "M-SEARCH /x", "GET2 /x"} {
 		if _, err := ParsePattern(s); err == nil {
 			t.Errorf("ParsePattern(%q) succeeded, want an error", s)
+		}
+	}
+}
+
+// A request is decided as the request it stands for: a trailing slash and HEAD
+// for GET are the same request to routes and roles, whatever the table's order.
+func TestDecide(t *testing.T) {
+	tests := []struct{ name, method, path, wantMethod, wantPath string }{
+		{"canonical already", "GET", "/api/orders/42", "GET", "/api/orders/42"},
+		{"trailing slash", "GET", "/api/orders/42/", "GET", "/api/orders/42"},
+		{"HEAD is GET", "HEAD", "/api/orders", "GET", "/api/orders"},
+		{"HEAD with a trailing slash", "HEAD", "/api/", "GET", "/api"},
+		{"root stays root", "GET", "/", "GET", "/"},
+		{"only slashes", "GET", "///", "GET", "/"},
+		{"several trailing slashes", "PUT", "/a//", "PUT", "/a"},
+		{"other methods as they are", "POST", "/api/staff", "POST", "/api/staff"},
+		{"letter case is not changed", "get", "/x/", "get", "/x"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if m, p := Decide(tt.method, tt.path); m != tt.wantMethod || p != tt.wantPath {
+				t.Errorf("Decide(%q, %q) = %q, %q, want %q, %q", tt.method, tt.path, m, p, tt.wantMethod, tt.wantPath)
+			}
+		})
+	}
+	var tab Table[string]
+	tab.Add(MustParse("GET /api/signed"), "signed-only")
+	tab.Add(MustParse("* /api/**"), "api")
+	for _, path := range []string{"/api/signed", "/api/signed/"} {
+		for _, method := range []string{"GET", "HEAD"} {
+			if got, _ := tab.Lookup(Decide(method, path)); got != "signed-only" {
+				t.Errorf("%s %s went to %q, want signed-only", method, path, got)
+			}
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { Decide("HEAD", "/api/orders/42/") }); n != 0 {
+		t.Errorf("Decide allocated %v times", n)
+	}
+}
+
+func TestValidMethod(t *testing.T) {
+	for m, want := range map[string]bool{
+		"GET": true, "PROPFIND": true, "": false, "get": false, "Get": false, "M-SEARCH": false,
+		"GET2": false, "G(T": false, "GET ": false, "ＧＥＴ": false,
+	} {
+		if got := ValidMethod(m); got != want {
+			t.Errorf("ValidMethod(%q) = %v, want %v", m, got, want)
 		}
 	}
 }

@@ -18,7 +18,8 @@ func (t *Table[T]) Add(p Pattern, v T) {
 // Len returns the number of entries.
 func (t *Table[T]) Len() int { return len(t.entries) }
 
-// Lookup returns the value of the first pattern matching method and path.
+// Lookup returns the value of the first pattern matching method and path, a
+// request's decided form (Decide).
 func (t *Table[T]) Lookup(method, path string) (v T, ok bool) {
 	for i := range t.entries {
 		if t.entries[i].pattern.Match(method, path) {

@@ -57,11 +57,12 @@ func authenticate(keys *auth.Keys, v *auth.Verifier, routeVerify string) middlew
 var errTwoKeys = apierror.BadRequest("X-Api-Key must be sent once")
 
 // authorize lets the call through only when one of the client's roles allows
-// "METHOD /path".
+// "METHOD /path", in the request's decided form (see hygiene): a role allowing
+// "GET /api/orders/*" allows HEAD /api/orders/42 and GET /api/orders/42/.
 func authorize(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		c := clientFrom(r.Context())
-		if c == nil || !c.Allowed(r.Method, r.URL.Path) {
+		if c == nil || !c.Allowed(decided(r)) {
 			apierror.Write(w, r, apierror.ErrForbidden)
 			return
 		}

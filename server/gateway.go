@@ -189,10 +189,10 @@ func buildGateway(cfg *config.Config, d deps, prev *gateway) (*gateway, error) {
 		}
 	}
 
-	rules := limitRules(cfg.RateLimits)
+	rules := limitRules(cfg.RateLimits, cfg.RateLimit.IPv6Prefix)
 	var table route.Table[*routeEntry]
 	for _, rt := range cfg.Routes {
-		before, after := limitsFor(rules, rt.Name)
+		before, after := limitsFor(rules, rt.Name, rt.Public)
 		limitBefore, limitAfter := rateLimit(d.limiter, before, d.logger), rateLimit(d.limiter, after, d.logger)
 		// WebSocket handshakes: a websocket route takes one once it has passed the
 		// route's checks, and before masking, so a caller whose answers are masked
@@ -242,16 +242,18 @@ func buildGateway(cfg *config.Config, d deps, prev *gateway) (*gateway, error) {
 		limitBody(cfg.Server.MaxBodyBytes),
 		cors(newCORSPolicy(c.AllowOrigins, c.AllowMethods, c.AllowHeaders, c.ExposeHeaders, c.AllowCredentials, int(c.MaxAge.Seconds()))),
 		cleanPath(refuse),
+		hygiene,
 	)
 	return &gateway{cfg: cfg, handler: outer, pools: pools}, nil
 }
 
 // relayPrefix is the part of a relay route's path that stands for the relay itself:
-// its first segment ("POST /daojia/**" relays /daojia/<path> to 58到家's <path>).
+// everything before the final "**", at any depth ("POST /partners/daojia/**" relays
+// /partners/daojia/<path> to 58到家's <path>). Config validation makes every relay
+// route's path a fixed prefix ending in "/**".
 func relayPrefix(match string) string {
 	_, path, _ := strings.Cut(match, " ")
-	first, _, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
-	return "/" + first + "/"
+	return strings.TrimSuffix(path, "**")
 }
 
 // maxFails translates config's "0: never eject" into proxy's "negative: off".
@@ -262,11 +264,12 @@ func maxFails(n int) int {
 	return n
 }
 
-// routeTo finds the first route matching method and path and hands the request to
-// that route's chain; refuse answers when none matches.
+// routeTo finds the first route matching the request's decided method and path (see
+// hygiene) and hands the request to that route's chain; refuse answers when none
+// matches.
 func routeTo(table *route.Table[*routeEntry], refuse refusal) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e, ok := table.Lookup(r.Method, r.URL.Path)
+		e, ok := table.Lookup(decided(r))
 		if !ok {
 			refuse(w, r, apierror.ErrNoRoute)
 			return

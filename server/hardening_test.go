@@ -191,7 +191,7 @@ func TestRefusalsBeforeRoutingAreRateLimited(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rules := limitRules(cfg.RateLimits)
+	rules := limitRules(cfg.RateLimits, cfg.RateLimit.IPv6Prefix)
 	if got := refusalRules(rules); len(got) != 1 || got[0].Burst != 4 {
 		t.Fatalf("refusal rules %v, want the ip rule on every route only", got)
 	}
@@ -200,7 +200,7 @@ func TestRefusalsBeforeRoutingAreRateLimited(t *testing.T) {
 	var table route.Table[*routeEntry]
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
 	for _, rt := range cfg.Routes {
-		before, _ := limitsFor(rules, rt.Name)
+		before, _ := limitsFor(rules, rt.Name, rt.Public)
 		table.Add(rt.Pattern, &routeEntry{name: rt.Name, handler: rateLimit(lim, before, logger)(ok)})
 	}
 	refuse := refusals(lim, refusalRules(rules), logger)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/signgate/signgate/apierror"
 	"github.com/signgate/signgate/reqinfo"
+	"github.com/signgate/signgate/route"
 )
 
 // middleware wraps a handler; chain applies them outermost first.
@@ -196,6 +197,7 @@ func responseStarted(w http.ResponseWriter) bool {
 // Routing and RBAC see the decoded path; the upstream gets the escaped form as sent
 // (the hmac-sha256 signature covers that form), so both must mean the same thing to
 // any reasonable backend:
+//
 //   - no dot segments or empty segments ("/api/x/../admin", "//", "/./");
 //   - no %2F or %2E: an encoded slash is one segment to a backend that routes on the
 //     escaped path but two to RBAC ("PUT /api/orders/42%2Fstatus" would pass as
@@ -205,10 +207,23 @@ func responseStarted(w http.ResponseWriter) bool {
 //   - no "%" once decoded, i.e. no "%25": double encoding ("%252e%252e") is ".." to
 //     a backend or a second proxy that decodes again;
 //   - valid UTF-8 once decoded: overlong forms ("%c0%ae" for ".") are dots to lax
-//     decoders; and no rune that NFKC folds into path syntax ("／", "．").
+//     decoders; and no rune that NFKC folds into path syntax ("／", "．");
+//   - no ";", once decoded: servlet containers read a segment's ";..." as path
+//     parameters and drop it, so "/api/orders/..;/admin" is "/api/orders/../admin"
+//     to Tomcat and one odd segment to RBAC, and "/api/x;jsessionid=1" is "/api/x".
 //
 // Other escapes (%41, lower-case hex, UTF-8) decode to the same path everywhere and
 // pass as sent.
+//
+// The method must be one a route pattern can name, upper-case letters
+// (route.ValidMethod): "get" or "Get" is GET to many backends and another method to
+// the route table, and HTTP/2 lets a caller send a :method net/http's client then
+// refuses to send, which would count as the upstream's failure.
+//
+// The query must fit the upstream's request line (see queryFitsRequestLine). A query
+// httputil.ReverseProxy cannot parse (";", a malformed escape) it re-encodes, leaving
+// out what it cannot read: the upstream sees fewer parameters, never others, and a
+// signed query holding ";" is refused by auth.CanonicalQuery.
 //
 // Protocol upgrades and CONNECT are refused too: httputil.ReverseProxy would splice
 // the caller to the backend once it answered 101, and what then flows through the
@@ -236,17 +251,45 @@ func refusedPath(r *http.Request) *apierror.Error {
 		httpguts.HeaderValuesContainsToken(r.Header["Connection"], "upgrade") && !isWebSocketUpgrade(r) {
 		return errTunnel
 	}
+	if !route.ValidMethod(r.Method) {
+		return errMethod
+	}
 	p := r.URL.Path
 	if p == "" || p[0] != '/' || strings.Contains(p, "//") || strings.Contains(p, "/./") ||
 		strings.Contains(p, "/../") || strings.HasSuffix(p, "/.") || strings.HasSuffix(p, "/..") ||
 		!cleanChars(p) || hasEncodedSlashOrDot(r.URL.RawPath) {
 		return errNotCanonical
 	}
+	if strings.IndexByte(p, ';') >= 0 {
+		return errPathParameters
+	}
+	if !queryFitsRequestLine(r.URL.RawQuery) {
+		return errQuery
+	}
 	return nil
 }
 
-// errNotCanonical answers a path cleanPath refuses.
-var errNotCanonical = apierror.BadRequest("the request path is not in canonical form")
+// Answers for a request line cleanPath refuses.
+var (
+	errNotCanonical   = apierror.BadRequest("the request path is not in canonical form")
+	errPathParameters = apierror.BadRequest(`the request path is not in canonical form: ";" (path parameters) is not accepted in a path`)
+	errMethod         = apierror.BadRequest("the request method must be upper-case letters, such as GET")
+	errQuery          = apierror.BadRequest("the query string holds a space or a control character: percent-encode it")
+)
+
+// queryFitsRequestLine reports whether the raw query q can go into the upstream's
+// HTTP/1.1 request line as it is: no space or control character. The HTTP/1.1
+// parser never lets one through, but an HTTP/2 :path may hold a space, which the
+// proxy would write into the request line unescaped, and an upstream would split the
+// line at it: "GET /api/x?a=1 HTTP/1.1 HTTP/1.1".
+func queryFitsRequestLine(q string) bool {
+	for i := 0; i < len(q); i++ {
+		if c := q[i]; c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
 
 // errTunnel answers requests that would turn the exchange into a tunnel.
 var errTunnel = apierror.BadRequest("protocol upgrades (Connection: upgrade, e.g. WebSocket or h2c) and CONNECT are not proxied")

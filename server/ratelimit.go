@@ -15,41 +15,69 @@ import (
 	"github.com/signgate/signgate/reqinfo"
 )
 
-// limitRules turns rate_limits into rules. A rule's name is its content, so a reload
-// that keeps a rule keeps its buckets (in memory and in Redis) and a changed rule
-// starts afresh.
-func limitRules(cfg []config.RateLimit) []*ratelimit.Rule {
+// limitRules turns rate_limits into rules; ipv6Prefix is ratelimit.ipv6_prefix. A
+// rule's name is its content, so a reload that keeps a rule keeps its buckets (in
+// memory and in Redis) and a changed rule starts afresh. A changed ipv6_prefix needs
+// no new name: the keys it makes ("2001:db8::/56") are new keys.
+func limitRules(cfg []config.RateLimit, ipv6Prefix int) []*ratelimit.Rule {
 	rules := make([]*ratelimit.Rule, 0, len(cfg))
 	for _, rl := range cfg {
 		count := int(math.Round(rl.Limit * rl.Period.Seconds()))
 		rules = append(rules, &ratelimit.Rule{
-			Name:   fmt.Sprintf("%s@%s:%s:b%d", rl.Key, strings.Join(rl.Routes, ","), rl.Rate, rl.Burst),
-			Key:    rl.Key,
-			Routes: rl.Routes,
-			Limit:  rl.Limit,
-			Period: rl.Period,
-			Count:  count,
-			Burst:  rl.Burst,
+			Name:       fmt.Sprintf("%s@%s:%s:b%d", rl.Key, strings.Join(rl.Routes, ","), rl.Rate, rl.Burst),
+			Key:        rl.Key,
+			Routes:     rl.Routes,
+			Limit:      rl.Limit,
+			Period:     rl.Period,
+			Count:      count,
+			Burst:      rl.Burst,
+			IPv6Prefix: ipv6Prefix,
 		})
 	}
 	return rules
 }
 
-// limitsFor returns the rules for one route, split by when they can run: rules keyed
-// only by ip and route run before authentication (so key guessing is limited per
-// address), rules that name the client after it.
-func limitsFor(rules []*ratelimit.Rule, routeName string) (before, after []*ratelimit.Rule) {
+// limitsFor returns the rules for one route, split by when they run: before
+// authentication, or after it (and after RBAC, or a callback's signature check).
+//
+// Before authentication a request may be anyone's, so the only budgets it may spend
+// there are its own address's: rules keyed by ip. Those must run first, as they are
+// what limits key guessing and signature forging per address (per /64 for IPv6).
+// Every other rule runs after: a budget keyed by route alone is everybody's, and if
+// requests that then fail authentication spent it, a stranger with no key could use
+// up a route's whole budget and starve every client of it; a client's budget needs
+// the client. A stranger's 401s and 403s therefore cost only its address's budget.
+//
+// A public route authenticates nobody: all callers are strangers there, and its
+// route rules run before it as its ip rules do (client rules have no client to
+// count, and are not applied).
+func limitsFor(rules []*ratelimit.Rule, routeName string, public bool) (before, after []*ratelimit.Rule) {
 	for _, r := range rules {
 		if !r.AppliesTo(routeName) {
 			continue
 		}
-		if strings.Contains(r.Key, "client") {
-			after = append(after, r)
-		} else {
+		switch {
+		case keyHas(r.Key, "client"):
+			if !public {
+				after = append(after, r)
+			}
+		case keyHas(r.Key, "ip"), public:
 			before = append(before, r)
+		default:
+			after = append(after, r)
 		}
 	}
 	return before, after
+}
+
+// keyHas reports whether a rule's key ("ip", "client+route") counts by part.
+func keyHas(key, part string) bool {
+	for p := range strings.SplitSeq(key, "+") {
+		if p == part {
+			return true
+		}
+	}
+	return false
 }
 
 // refusalRules are the rules that also count the requests refused before any route
@@ -99,7 +127,7 @@ func rateLimit(lim ratelimit.Limiter, rules []*ratelimit.Rule, logger *slog.Logg
 			var d ratelimit.Decision
 			decided := false
 			for _, rule := range rules {
-				got, err := lim.Allow(r.Context(), rule, limitKey(rule.Key, r, info))
+				got, err := lim.Allow(r.Context(), rule, limitKey(rule, r, info))
 				if err != nil {
 					// Only a bug gets here (the fallback limiter absorbs Redis
 					// failures): let the request through and say so.
@@ -132,12 +160,13 @@ func rateLimit(lim ratelimit.Limiter, rules []*ratelimit.Rule, logger *slog.Logg
 }
 
 // limitKey resolves a rule's key ("ip", "client", "route" or several joined by "+")
-// for this request.
-func limitKey(key string, r *http.Request, info *reqinfo.Info) string {
+// for this request. An IPv6 caller's ip is its network of rule.IPv6Prefix bits.
+func limitKey(rule *ratelimit.Rule, r *http.Request, info *reqinfo.Info) string {
+	key := rule.Key
 	part := func(p string) string {
 		switch p {
 		case "ip":
-			return remoteIP(r)
+			return ratelimit.AddressKey(remoteIP(r), rule.IPv6Prefix)
 		case "client":
 			return info.Client
 		case "route":

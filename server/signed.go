@@ -31,6 +31,8 @@ func bufferBody(r *http.Request) ([]byte, error) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	r.ContentLength = int64(len(body))
+	// The body is whole now: it goes upstream with its length, not chunked.
+	r.TransferEncoding = nil
 	return body, nil
 }
 
@@ -66,9 +68,16 @@ func verifyClientSignature(v *auth.Verifier, routeVerify string, w http.Response
 
 // verifyDaojiaCallback guards the routes 58到家 calls back on: no API key, the
 // platform's MD5 signature made with our service secret, and its serviceKey ours.
+// The signature covers the body only, so a callback with a query string is refused:
+// servlets and many frameworks read query parameters before (and over) the body's,
+// and the upstream must act only on what 58到家 signed.
 func verifyDaojiaCallback(v *auth.Verifier, serviceKey string, serviceSecret secret.Secret) middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.RawQuery != "" || r.URL.ForceQuery {
+				apierror.Write(w, r, errCallbackQuery)
+				return
+			}
 			body, err := bufferBody(r)
 			if err == nil {
 				err = v.VerifyDaojia(r.Context(), body, r.Header.Get("Content-Type"), "daojia", serviceKey, serviceSecret)
@@ -82,3 +91,6 @@ func verifyDaojiaCallback(v *auth.Verifier, serviceKey string, serviceSecret sec
 		})
 	}
 }
+
+// errCallbackQuery answers a 58到家 callback that carries a query string.
+var errCallbackQuery = apierror.BadRequest("a 58到家 callback takes no query string: its parameters travel in the signed body, and the signature does not cover a query")

@@ -3,8 +3,10 @@ package state
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"math"
+	"strings"
 	"sync"
 	"time"
 )
@@ -32,12 +34,29 @@ const (
 // a nonce store that quietly forgot would let a replay through.
 var errFull = errors.New("state: memory store full")
 
+// errOwnerFull is what Memory answers for a new key of an owner that holds its share
+// (MemoryOptions.MaxPerOwner): that owner is refused, and no one else.
+var errOwnerFull = errors.New("state: memory store: this owner's share is full")
+
 // MemoryOptions configures a Memory store.
 type MemoryOptions struct {
 	// MaxEntries bounds the number of keys held; 0 means 1,000,000. A large store is
 	// split into shards holding an equal share each, and reports full when a key's
 	// shard is, which with hashed keys is within a few percent of MaxEntries.
 	MaxEntries int
+	// MaxPerOwner bounds the keys one owner may hold, an owner being the part of a
+	// key before its last ':'. auth writes "nonce:<client>:<nonce>" and
+	// "daojia-sign:<client, or daojia for callbacks>:<sign>", so every client, and
+	// 58到家's callbacks, is an owner with a share of its own: one partner sending
+	// nonces as fast as it can fills its share and is refused (errOwnerFull, which
+	// auth answers 503 state_unavailable) while everyone else goes on. Keys without
+	// ':' have no owner and share only MaxEntries. 0 means a quarter of MaxEntries
+	// (250,000 of the default million: a partner's nonces for 200 signed requests a
+	// second over the default 20-minute nonce_ttl), so it takes four owners at their
+	// shares to fill the store; negative means no shares. The share is counted for
+	// the whole store, exactly; an owner's expired keys count until a sweep or a
+	// reclaim of their shard removes them.
+	MaxPerOwner int
 	// Now is the clock that decides expiry; nil means time.Now. Tests inject one so
 	// that expiry needs no sleeping.
 	Now func() time.Time
@@ -50,13 +69,29 @@ type Memory struct {
 	shards   []memShard
 	mask     uint64
 	perShard int
-	seed     maphash.Seed
-	now      func() time.Time
+	// ownerShare is the keys one owner may hold in the whole store (0: no shares),
+	// counted in owners, which is split by the owner's hash, not the key's: one
+	// owner's count is one number, however its keys scatter over the shards.
+	ownerShare int
+	owners     [ownerSlots]ownerCounts
+	seed       maphash.Seed
+	now        func() time.Time
+}
+
+// ownerSlots splits the owner counts, so owners seldom wait for one another.
+const ownerSlots = 16
+
+// ownerCounts is one slot of owner counts. Its mu is taken inside a shard's mu,
+// never the other way round.
+type ownerCounts struct {
+	mu sync.Mutex
+	n  map[string]int
 }
 
 type memShard struct {
 	mu     sync.RWMutex
 	m      map[string]memEntry
+	parent *Memory // for the owner counts
 	writes uint32
 	// nextReclaim is the earliest expiry (Unix ns) among the entries the last full
 	// sweep left behind, lowered as shorter-lived keys arrive: until then another
@@ -90,13 +125,35 @@ func NewMemory(o MemoryOptions) *Memory {
 		seed:     maphash.MakeSeed(),
 		now:      o.Now,
 	}
+	switch share := o.MaxPerOwner; {
+	case share == 0:
+		if share = max / 4; share < 1 {
+			share = 1
+		}
+		fallthrough
+	case share > 0:
+		m.ownerShare = share
+	}
 	if m.now == nil {
 		m.now = time.Now
 	}
 	for i := range m.shards {
 		m.shards[i].m = make(map[string]memEntry)
+		m.shards[i].parent = m
+	}
+	for i := range m.owners {
+		m.owners[i].n = make(map[string]int)
 	}
 	return m
+}
+
+// ownerOf returns the owner of key: the part before its last ':', if it has one.
+func ownerOf(key string) (string, bool) {
+	i := strings.LastIndexByte(key, ':')
+	if i < 0 {
+		return "", false
+	}
+	return key[:i], true
 }
 
 // SetNX stores value under key with the given ttl if key is absent or expired, and
@@ -126,10 +183,12 @@ func (m *Memory) put(key, value string, ttl time.Duration, onlyIfAbsent bool) (b
 	if onlyIfAbsent && exists && e.live(now) {
 		return false, nil
 	}
-	// An existing entry, expired or not, is overwritten in place: only a new key
-	// needs room.
-	if !exists && len(s.m) >= m.perShard && !s.reclaim(now, m.perShard) {
-		return false, errFull
+	// An existing entry, expired or not, is overwritten in place, under the same
+	// owner: only a new key needs room.
+	if !exists {
+		if err := m.makeRoom(s, key, now); err != nil {
+			return false, err
+		}
 	}
 	exp := expiresAt(now, ttl)
 	s.m[key] = memEntry{value: value, expires: exp}
@@ -140,6 +199,46 @@ func (m *Memory) put(key, value string, ttl time.Duration, onlyIfAbsent bool) (b
 		s.sweep(now)
 	}
 	return true, nil
+}
+
+// makeRoom checks that s has room for the new key, in the shard and in its owner's
+// share, reclaiming the shard's expired entries once if either is full, and counts
+// the key for its owner; s.mu must be held.
+func (m *Memory) makeRoom(s *memShard, key string, now int64) error {
+	owner, owned := ownerOf(key)
+	owned = owned && m.ownerShare > 0
+	if len(s.m) >= m.perShard || owned && m.ownerCount(owner, 0) >= m.ownerShare {
+		s.reclaim(now)
+		switch {
+		case len(s.m) >= m.perShard:
+			return errFull
+		case owned && m.ownerCount(owner, 0) >= m.ownerShare:
+			return fmt.Errorf("%w: %s holds its share of keys", errOwnerFull, owner)
+		}
+	}
+	if owned {
+		m.ownerCount(owner, 1)
+	}
+	return nil
+}
+
+// ownerCount adds delta to owner's count and returns it; an owner whose count
+// reaches 0 is forgotten, so the map holds only owners holding keys.
+func (m *Memory) ownerCount(owner string, delta int) int {
+	slot := &m.owners[maphash.String(m.seed, owner)%ownerSlots]
+	slot.mu.Lock()
+	defer slot.mu.Unlock()
+	n := slot.n[owner] + delta
+	switch {
+	case delta == 0:
+	case n <= 0:
+		delete(slot.n, owner)
+	case delta > 0 && n == delta:
+		slot.n[strings.Clone(owner)] = n // the key's bytes are not kept alive by its count
+	default:
+		slot.n[owner] = n
+	}
+	return n
 }
 
 // Get returns the value stored under key; ok is false when the key is absent or expired.
@@ -161,7 +260,9 @@ func (m *Memory) Del(ctx context.Context, key string) error {
 	}
 	s := m.shard(key)
 	s.mu.Lock()
-	delete(s.m, key)
+	if _, ok := s.m[key]; ok {
+		s.remove(key)
+	}
 	s.mu.Unlock()
 	return nil
 }
@@ -181,7 +282,7 @@ func (m *Memory) CompareAndDelete(ctx context.Context, key, value string) (bool,
 	if !ok || !e.live(now) || e.value != value {
 		return false, nil
 	}
-	delete(s.m, key)
+	s.remove(key)
 	return true, nil
 }
 
@@ -230,6 +331,27 @@ func (m *Memory) lookupAt(key string, now int64) (memEntry, bool) {
 	return e, true
 }
 
+// remove deletes key, which s holds, and uncounts it from its owner; s.mu must be
+// held.
+func (s *memShard) remove(key string) {
+	delete(s.m, key)
+	if owner, ok := ownerOf(key); ok && s.parent.ownerShare > 0 {
+		s.parent.ownerCount(owner, -1)
+	}
+}
+
+// ownersHeld returns the number of owners counted.
+func (m *Memory) ownersHeld() int {
+	n := 0
+	for i := range m.owners {
+		o := &m.owners[i]
+		o.mu.Lock()
+		n += len(o.n)
+		o.mu.Unlock()
+	}
+	return n
+}
+
 // len returns the number of entries held, including expired ones not yet swept.
 func (m *Memory) len() int {
 	n := 0
@@ -251,28 +373,28 @@ func (s *memShard) sweep(now int64) {
 		}
 		n++
 		if !e.live(now) {
-			delete(s.m, k)
+			s.remove(k)
 		}
 	}
 }
 
-// reclaim removes every expired entry of a full shard and reports whether that made
-// room below max; s.mu must be held. It costs a scan of the shard, hence nextReclaim.
-func (s *memShard) reclaim(now int64, max int) bool {
+// reclaim removes every expired entry of a shard that is full, or whose owner is at
+// its share; s.mu must be held. It costs a scan of the shard, hence nextReclaim:
+// until then, nothing could be freed.
+func (s *memShard) reclaim(now int64) {
 	if now < s.nextReclaim {
-		return false
+		return
 	}
 	next := int64(math.MaxInt64)
 	for k, e := range s.m {
 		switch {
 		case !e.live(now):
-			delete(s.m, k)
+			s.remove(k)
 		case e.expires != 0 && e.expires < next:
 			next = e.expires
 		}
 	}
 	s.nextReclaim = next
-	return len(s.m) < max
 }
 
 func expiresAt(now int64, ttl time.Duration) int64 {

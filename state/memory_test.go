@@ -212,3 +212,155 @@ func TestMemoryConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// Keys are grouped by owner, the part before their last ':' (auth writes
+// "nonce:<client>:<nonce>" and "daojia-sign:<client or daojia>:<sign>"). One owner
+// filling its share is refused, errOwnerFull, while every other owner, including the
+// callbacks' "daojia-sign:daojia", still gets room: before shares, one partner's
+// nonces could fill the whole store and make every signed call and callback fail.
+func TestMemoryGivesEachOwnerItsShare(t *testing.T) {
+	clock := newFakeClock()
+	// 4 shards of 1024; each owner may hold about 1024 keys.
+	m := NewMemory(MemoryOptions{MaxEntries: 4096, MaxPerOwner: 1024, Now: clock.Now})
+	ctx := context.Background()
+	admitted := 0
+	for i := range 4096 {
+		ok, err := m.SetNX(ctx, fmt.Sprintf("nonce:greedy:%08d", i), "1", time.Minute)
+		switch {
+		case err == nil && ok:
+			admitted++
+		case errors.Is(err, errOwnerFull):
+		default:
+			t.Fatalf("greedy key %d: %v, %v; want admitted or errOwnerFull", i, ok, err)
+		}
+	}
+	// Hashing spreads an owner's keys over the shards unevenly: within a few
+	// percent of the share, never over it.
+	if admitted > 1024 || admitted < 900 {
+		t.Fatalf("one owner was admitted %d keys, want about its share of 1024 and never more", admitted)
+	}
+	for _, owner := range []string{"nonce:quiet-partner", "nonce:other-partner", "daojia-sign:daojia"} {
+		for i := range 500 {
+			wantSetNX(t, m, fmt.Sprintf("%s:%08d", owner, i), "1", time.Minute, true)
+		}
+	}
+	// The greedy owner's replays are still recognised: a full share never forgets.
+	wantSetNX(t, m, "nonce:greedy:00000000", "1", time.Minute, false)
+	// A client id that holds ':' is one owner still: the part after the last ':'
+	// is the nonce, which never holds one.
+	wantSetNX(t, m, "nonce:ns:client:00000001", "1", time.Minute, true)
+
+	// Its keys expire: the greedy owner has room again.
+	clock.Advance(time.Minute)
+	wantSetNX(t, m, "nonce:greedy:new", "1", time.Minute, true)
+}
+
+func TestMemoryOwnerShareIsFreedByDeletes(t *testing.T) {
+	m := NewMemory(MemoryOptions{MaxEntries: 8, MaxPerOwner: 2, Now: newFakeClock().Now})
+	ctx := context.Background()
+	wantSetNX(t, m, "lock:a:1", "v", time.Minute, true)
+	wantSetNX(t, m, "lock:a:2", "v", time.Minute, true)
+	if _, err := m.SetNX(ctx, "lock:a:3", "v", time.Minute); !errors.Is(err, errOwnerFull) {
+		t.Fatalf("third key of an owner with a share of 2: err = %v, want errOwnerFull", err)
+	}
+	if err := m.Set(ctx, "lock:a:3", "v", time.Minute); !errors.Is(err, errOwnerFull) {
+		t.Fatalf("Set of a third key: err = %v, want errOwnerFull", err)
+	}
+	// Replacing a key it holds needs no room.
+	mustSet(t, m, "lock:a:2", "v2", time.Minute)
+	mustDel(t, m, "lock:a:1")
+	wantSetNX(t, m, "lock:a:3", "v", time.Minute, true)
+	wantCAD(t, m, "lock:a:2", "v2", true)
+	wantSetNX(t, m, "lock:a:4", "v", time.Minute, true)
+	// Keys that name no owner share only the store's own bound.
+	for i := range 6 {
+		wantSetNX(t, m, fmt.Sprint("plain-", i), "v", time.Minute, true)
+	}
+	mustDel(t, m, "lock:a:3")
+	mustDel(t, m, "lock:a:4")
+	if n := m.ownersHeld(); n != 0 {
+		t.Fatalf("%d owners still counted after all their keys went", n)
+	}
+}
+
+func TestMemoryOwnerShareDefaults(t *testing.T) {
+	tests := []struct {
+		name      string
+		o         MemoryOptions
+		wantShare int
+	}{
+		{"a quarter of the default million", MemoryOptions{}, 250000},
+		{"a quarter of MaxEntries", MemoryOptions{MaxEntries: 4096}, 1024},
+		{"at least one key", MemoryOptions{MaxEntries: 3}, 1},
+		{"given", MemoryOptions{MaxEntries: 4096, MaxPerOwner: 100}, 100},
+		{"negative: no shares", MemoryOptions{MaxEntries: 4096, MaxPerOwner: -1}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := NewMemory(tt.o).ownerShare; got != tt.wantShare {
+				t.Fatalf("ownerShare = %d, want %d", got, tt.wantShare)
+			}
+		})
+	}
+}
+
+// Expired keys an owner leaves are reclaimed for that owner, by the sweep as by a
+// full shard's reclaim, and the counts never drift under concurrent use (-race).
+func TestMemoryOwnerCountsStayExact(t *testing.T) {
+	clock := newFakeClock()
+	m := NewMemory(MemoryOptions{MaxEntries: 64, MaxPerOwner: 16, Now: clock.Now})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 2000 {
+				key := fmt.Sprintf("nonce:c%d:%d", g%3, (g*7+i)%100)
+				var err error
+				switch i % 5 {
+				case 0:
+					_, err = m.SetNX(ctx, key, "v", 10*time.Millisecond)
+				case 1:
+					err = m.Set(ctx, key, fmt.Sprint(g), 10*time.Millisecond)
+				case 2:
+					_, err = m.CompareAndDelete(ctx, key, fmt.Sprint(g))
+				case 3:
+					err = m.Del(ctx, key)
+				case 4:
+					clock.Advance(time.Millisecond)
+				}
+				if err != nil && !errors.Is(err, errFull) && !errors.Is(err, errOwnerFull) {
+					t.Errorf("unexpected error: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	counts := map[string]int{}
+	for i := range m.shards {
+		for k := range m.shards[i].m {
+			if o, ok := ownerOf(k); ok {
+				counts[o]++
+			}
+		}
+	}
+	for i := range m.owners {
+		for o, n := range m.owners[i].n {
+			if counts[o] != n {
+				t.Fatalf("%q is counted for %d keys, holds %d", o, n, counts[o])
+			}
+			delete(counts, o)
+		}
+	}
+	if len(counts) != 0 {
+		t.Fatalf("keys of uncounted owners %v", counts)
+	}
+	// Everything expires; one more write per shard reclaims it all.
+	clock.Advance(time.Second)
+	for i := range 400 {
+		_, _ = m.SetNX(ctx, fmt.Sprint("x", i), "v", 0)
+	}
+	if n := m.ownersHeld(); n != 0 {
+		t.Fatalf("%d owners counted after their keys expired", n)
+	}
+}
