@@ -21,6 +21,7 @@ type Config struct {
 	Daojia     Daojia              `yaml:"daojia"`
 	Routes     []Route             `yaml:"routes"`
 	Masking    Masking             `yaml:"masking"`
+	Cache      Cache               `yaml:"cache"`
 	CORS       CORS                `yaml:"cors"`
 	Log        Log                 `yaml:"log"`
 
@@ -183,6 +184,8 @@ type Route struct {
 	// WebSocket lets GET requests on this route upgrade to a WebSocket tunnel to the
 	// upstream after every check a request here passes. Other routes refuse upgrades.
 	WebSocket bool `yaml:"websocket"`
+	// Cache serves the route's GET answers from the response cache (see RouteCache).
+	Cache RouteCache `yaml:"cache"`
 
 	// Pattern is Match parsed at load time.
 	Pattern route.Pattern `yaml:"-"`

@@ -86,6 +86,8 @@ func setDefaults(c *Config, set map[string]int) {
 	def("daojia.token.default_ttl", func() { dj.Token.DefaultTTL = 2 * time.Hour })
 	def("daojia.token.invalid_codes", func() { dj.Token.InvalidCodes = []string{"2"} })
 
+	cacheDefaults(c, def, set)
+
 	m := &c.Masking
 	def("masking.fields", func() { m.Fields = []string{"phone", "mobile", "userPhone", "contactPhone"} })
 	def("masking.max_body_bytes", func() { m.MaxBodyBytes = 4 << 20 })

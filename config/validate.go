@@ -75,6 +75,7 @@ func (v *validator) validate(c *Config) {
 	v.daojia(&c.Daojia)
 	v.routes(c)
 	v.masking(&c.Masking)
+	v.cache(c)
 	v.cors(&c.CORS)
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "json", "text")

@@ -20,6 +20,7 @@ type accessRecord struct {
 	bytesIn, bytesOut                      int64
 	remoteIP, proto                        string
 	query, errCode                         string // written only when not ""
+	cache                                  string // the response cache's result; written only when not ""
 }
 
 // attrs appends the record's fields as slog attributes.
@@ -42,6 +43,9 @@ func (a *accessRecord) attrs(out []slog.Attr) []slog.Attr {
 	}
 	if a.errCode != "" {
 		out = append(out, slog.String("error", a.errCode))
+	}
+	if a.cache != "" {
+		out = append(out, slog.String("cache", a.cache))
 	}
 	return out
 }
@@ -81,6 +85,9 @@ func (aw *accessWriter) write(t time.Time, a *accessRecord) error {
 	}
 	if a.errCode != "" {
 		b = aw.str(b, "error", a.errCode)
+	}
+	if a.cache != "" {
+		b = aw.str(b, "cache", a.cache)
 	}
 	b = append(b, "}\n"...)
 	_, err := aw.w.Write(b)

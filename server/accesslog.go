@@ -19,6 +19,9 @@ type recordingWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	// cache is the response cache's result for the request ("hit", "miss",
+	// "stale", "bypass"), set by the cache (noteCache); "" on routes without one.
+	cache string
 }
 
 func (rw *recordingWriter) WriteHeader(code int) {
@@ -156,6 +159,7 @@ func logRequest(logger *slog.Logger, m *metrics, aw *accessWriter, r *http.Reque
 		remoteIP:   remoteIP(r),
 		proto:      r.Proto,
 		errCode:    info.ErrCode,
+		cache:      ex.rw.cache,
 	}
 	if r.URL.RawQuery != "" {
 		// Decoded, so the log masker sees "+86 138…" rather than "%2B86%20138…",
@@ -172,7 +176,7 @@ func logRequest(logger *slog.Logger, m *metrics, aw *accessWriter, r *http.Reque
 		}
 		return
 	}
-	var attrs [13]slog.Attr
+	var attrs [14]slog.Attr
 	logger.LogAttrs(r.Context(), slog.LevelInfo, "request", rec.attrs(attrs[:0])...)
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/signgate/signgate/apierror"
 	"github.com/signgate/signgate/auth"
+	"github.com/signgate/signgate/cache"
 	"github.com/signgate/signgate/config"
 	"github.com/signgate/signgate/daojia"
 	"github.com/signgate/signgate/proxy"
@@ -28,6 +29,10 @@ type gateway struct {
 	cfg     *config.Config
 	handler http.Handler
 	pools   map[string]*upstreamPool
+	// cache is the process's response cache (shared by every gateway); cached
+	// names this config's routes that use it, what a purge without a route empties.
+	cache  *cache.Cache
+	cached []string
 }
 
 // upstreamPool is a pool with its health checker. A reload that leaves an upstream's
@@ -74,6 +79,8 @@ type deps struct {
 	accessOut io.Writer
 	// tunnels are the open WebSocket tunnels, which outlive reloads.
 	tunnels *tunnels
+	// cache is the response cache, whose entries outlive reloads.
+	cache *cache.Cache
 }
 
 // sharedState is what the gateway keeps in Redis or memory: nonces for auth, the
@@ -223,6 +230,11 @@ func buildGateway(cfg *config.Config, d deps, prev *gateway) (*gateway, error) {
 		if rt.MaskRequest {
 			mws = append(mws, maskRequests(masks))
 		}
+		if rt.Cache.Enabled && d.cache != nil {
+			// Last before the upstream, so inside maskResponses: see server/cache.go.
+			mws = append(append([]middleware{keepConditions}, mws...),
+				cacheResponses(newCachedRoute(d.cache, rt, cfg.Masking, d.metrics, d.now, d.logger)))
+		}
 		h = chain(h, mws...)
 		d.metrics.initRoute(rt.Name)
 		table.Add(rt.Pattern, &routeEntry{name: rt.Name, handler: h})
@@ -244,7 +256,7 @@ func buildGateway(cfg *config.Config, d deps, prev *gateway) (*gateway, error) {
 		cleanPath(refuse),
 		hygiene,
 	)
-	return &gateway{cfg: cfg, handler: outer, pools: pools}, nil
+	return &gateway{cfg: cfg, handler: outer, pools: pools, cache: d.cache, cached: cacheRoutes(cfg)}, nil
 }
 
 // relayPrefix is the part of a relay route's path that stands for the relay itself:
@@ -286,6 +298,9 @@ func (g *gateway) start() {
 			u.start()
 		}
 	}
+	if len(g.cached) > 0 && g.cache != nil {
+		g.cache.Start() // follows purges from now on; a second call does nothing
+	}
 }
 
 // retireUnshared stops the pools a never-started gateway next built that g does not
@@ -303,5 +318,10 @@ func (g *gateway) retire(next *gateway) {
 			continue
 		}
 		u.close()
+	}
+	if next == nil && g.cache != nil {
+		// The end of the process's serving: the cache's purge subscription and
+		// background refreshes stop too.
+		g.cache.Close()
 	}
 }

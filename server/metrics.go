@@ -28,6 +28,9 @@ type metrics struct {
 	tunnels *prometheus.GaugeVec
 	// limiterFallbacks counts Redis failures the rate limiter answered without Redis.
 	limiterFallbacks prometheus.Counter
+	// cacheRequests counts the requests of cached routes by what the response
+	// cache did: hit, miss, stale, bypass.
+	cacheRequests *prometheus.CounterVec
 
 	// routes holds each route's series, so a request's metrics are two pointer
 	// loads rather than a label hash and lookup per vector. Copy on write: routes
@@ -91,9 +94,12 @@ func newMetrics() *metrics {
 		limiterFallbacks: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "signgate_ratelimit_redis_failures_total", Help: "Rate-limit decisions Redis could not make; ratelimit.redis_failure decided instead.",
 		}),
+		cacheRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signgate_cache_requests_total", Help: "Requests of cached routes, by route and what the response cache did (hit, miss, stale, bypass).",
+		}, []string{"route", "result"}),
 	}
 	m.registry.MustRegister(m.requests, m.duration, m.authFailures, m.rateLimited,
-		m.upstreamErrors, m.tokenFetches, m.reloads, m.inFlight, m.tunnels, m.limiterFallbacks,
+		m.upstreamErrors, m.tokenFetches, m.reloads, m.inFlight, m.tunnels, m.limiterFallbacks, m.cacheRequests,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Series that exist before their first event, so dashboards and rate() see zeros
 	// instead of gaps.
@@ -160,5 +166,16 @@ func (m *metrics) observe(route string, status int, errCode string, took time.Du
 		m.rateLimited.WithLabelValues(route).Inc()
 	case "upstream_error", "upstream_unavailable", "upstream_timeout":
 		m.upstreamErrors.WithLabelValues(route, errCode).Inc()
+	}
+}
+
+// cacheCounters returns a cached route's series, created at zero, so a request
+// counts with no label lookup.
+func (m *metrics) cacheCounters(route string) cacheCounters {
+	return cacheCounters{
+		hit:    m.cacheRequests.WithLabelValues(route, cacheHit),
+		miss:   m.cacheRequests.WithLabelValues(route, cacheMiss),
+		stale:  m.cacheRequests.WithLabelValues(route, cacheStale),
+		bypass: m.cacheRequests.WithLabelValues(route, cacheBypass),
 	}
 }

@@ -100,7 +100,8 @@ func (s *Server) apply(cfg *config.Config) error {
 }
 
 // restartOnly lists the settings that changed but are bound at start: the listeners
-// and their timeouts, the shared-state connection, logging, and switching TLS on or off.
+// and their timeouts, the shared-state connection, logging, the response cache's
+// sizes, and switching TLS on or off.
 func restartOnly(old, cur *config.Config) []string {
 	var changed []string
 	check := func(name string, a, b any) {
@@ -111,6 +112,7 @@ func restartOnly(old, cur *config.Config) []string {
 	check("server", old.Server, cur.Server)
 	check("redis", old.Redis, cur.Redis)
 	check("log", old.Log, cur.Log)
+	check("cache", old.Cache, cur.Cache)
 	if (old.TLS.Mode == "off") != (cur.TLS.Mode == "off") {
 		changed = append(changed, "tls.mode (on/off)")
 	}

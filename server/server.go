@@ -112,6 +112,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (s *Server, er
 		audit:     audit,
 		limiter:   s.newLimiter(cfg, store),
 		tunnels:   newTunnels(s.metrics.tunnels),
+		cache:     newResponseCache(cfg, store, logger),
 	}
 	for _, o := range opts {
 		o(&s.deps)

@@ -63,6 +63,9 @@ func TestBookingFlow(t *testing.T) {
 		if got := strings.Join(s.Services, ","); got != "cleaning,appliance_washing,nanny,maternity_nurse" {
 			t.Errorf("services %s", got)
 		}
+		if c := s.ServicesCache; len(c) != 2 || !strings.HasPrefix(c[0], "signgate; fwd=miss; fwd-status=200; stored") || !strings.HasPrefix(c[1], "signgate; hit") {
+			t.Errorf("the services list twice: Cache-Status %q, want a stored miss, then a hit", c)
+		}
 		if s.Booked.ID != 1 || s.Booked.Status != provider.StatusPending || s.Booked.ServiceName != "日常保潔" {
 			t.Errorf("booked %+v", s.Booked)
 		}

@@ -42,6 +42,9 @@ func (p *printer) client(caller string, base http.RoundTripper) *http.Client {
 // The request headers worth showing: who calls, and the signature.
 var shownHeaders = []string{"X-Api-Key", "X-Timestamp", "X-Nonce", "X-Signature", "X-Request-Id"}
 
+// The response headers worth showing: what the response cache did.
+var shownResponseHeaders = []string{"Cache-Status", "Age"}
+
 type printingTransport struct {
 	p      *printer
 	caller string
@@ -78,6 +81,11 @@ func (t *printingTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		return nil, err
 	}
 	fmt.Fprintf(&b, "   ◀ %s\n", resp.Status)
+	for _, h := range shownResponseHeaders {
+		if v := resp.Header.Get(h); v != "" {
+			fmt.Fprintf(&b, "       %s: %s\n", h, v)
+		}
+	}
 	if len(bytes.TrimSpace(data)) > 0 {
 		var pretty bytes.Buffer
 		if json.Indent(&pretty, bytes.TrimSpace(data), "       ", "  ") == nil {

@@ -40,17 +40,18 @@ var chinaTime = time.FixedZone("CST", 8*60*60)
 
 // seen is what each caller saw on the tour, for the end-to-end test to look at.
 type seen struct {
-	Services     []string // service types, as the owner listed them
-	Booked       provider.Order
-	BadBooking   *provider.Error
-	ProviderView provider.Order // the order as the provider first read it
-	WithStaff    provider.Order
-	Statuses     []string // the status after each of the provider's moves
-	OwnerView    provider.Order
-	OpsView      provider.Order
-	OpsRequestID string
-	Audit        map[string]any // the audit line of the ops view
-	AuditLine    string
+	Services      []string // service types, as the owner listed them
+	ServicesCache []string // Cache-Status of the owner's two lists: a miss, then a hit
+	Booked        provider.Order
+	BadBooking    *provider.Error
+	ProviderView  provider.Order // the order as the provider first read it
+	WithStaff     provider.Order
+	Statuses      []string // the status after each of the provider's moves
+	OwnerView     provider.Order
+	OpsView       provider.Order
+	OpsRequestID  string
+	Audit         map[string]any // the audit line of the ops view
+	AuditLine     string
 
 	Saved, Updated, All daojiaAnswer
 	TokenFetches        float64
@@ -125,11 +126,32 @@ secret). Its role, resident_app, may list the services, book one and read orders
 			Type string `json:"service_type"`
 		} `json:"services"`
 	}
-	if err := t.owner.call(ctx, "GET", "/api/services", nil, &list); err != nil {
+	h, err := t.owner.callHeader(ctx, "GET", "/api/services", nil, &list)
+	if err != nil {
 		return err
 	}
 	for _, svc := range list.Services {
 		s.Services = append(s.Services, svc.Type)
+	}
+	s.ServicesCache = append(s.ServicesCache, h.Get("Cache-Status"))
+
+	t.p.note("Every owner's mini-program opens on this list, so signgate caches it (the route\n" +
+		"has cache: {ttl: 60s, scope: all}). The first answer above came from the backend\n" +
+		"(Cache-Status: fwd=miss … stored); the next owner's comes from the cache, the\n" +
+		"backend not asked:")
+	var again struct {
+		Services []struct {
+			Type string `json:"service_type"`
+		} `json:"services"`
+	}
+	if h, err = t.owner.callHeader(ctx, "GET", "/api/services", nil, &again); err != nil {
+		return err
+	}
+	s.ServicesCache = append(s.ServicesCache, h.Get("Cache-Status"))
+	if err := check(strings.HasPrefix(s.ServicesCache[0], "signgate; fwd=miss") && strings.HasPrefix(s.ServicesCache[1], "signgate; hit") &&
+		len(again.Services) == len(list.Services),
+		"the services list twice: Cache-Status %q then %q, want a miss then a hit", s.ServicesCache[0], s.ServicesCache[1]); err != nil {
+		return err
 	}
 
 	tomorrow := time.Now().In(chinaTime).AddDate(0, 0, 1)
@@ -142,7 +164,7 @@ secret). Its role, resident_app, may list the services, book one and read orders
 		"appointment_time": at.Format(time.RFC3339),
 	}
 	t.p.note("She books a cleaning for tomorrow at 10:00:")
-	if err := t.owner.call(ctx, "POST", "/api/orders", booking, &s.Booked); err != nil {
+	if err = t.owner.call(ctx, "POST", "/api/orders", booking, &s.Booked); err != nil {
 		return err
 	}
 	if err := check(s.Booked.Status == provider.StatusPending && s.Booked.Phone == "13812345678",
@@ -152,7 +174,6 @@ secret). Its role, resident_app, may list the services, book one and read orders
 
 	t.p.note("A typo in the phone number is refused by the backend with a 400 that says what\nis wrong; signgate passes it through as it is:")
 	booking["phone"] = "1381234567"
-	var err error
 	if s.BadBooking, err = wantError(t.owner.call(ctx, "POST", "/api/orders", booking, nil), 400, "bad_request"); err != nil {
 		return err
 	}
@@ -347,17 +368,23 @@ type keyClient struct {
 }
 
 func (c *keyClient) call(ctx context.Context, method, path string, in, out any) error {
+	_, err := c.callHeader(ctx, method, path, in, out)
+	return err
+}
+
+// callHeader is call that also returns the answer's header.
+func (c *keyClient) callHeader(ctx context.Context, method, path string, in, out any) (http.Header, error) {
 	var body io.Reader
 	if in != nil {
 		data, err := json.Marshal(in)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		body = bytes.NewReader(data)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("X-Api-Key", c.key)
 	if in != nil {
@@ -365,10 +392,10 @@ func (c *keyClient) call(ctx context.Context, method, path string, in, out any) 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
-	return provider.DecodeAnswer(resp, out)
+	return resp.Header, provider.DecodeAnswer(resp, out)
 }
 
 // findAudit waits for the audit line of requestID: signgate writes it as the answer
