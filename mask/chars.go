@@ -3,6 +3,8 @@ package mask
 import (
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/signgate/signgate/internal/leakcheck"
 )
 
 // How the matchers read characters: as internal/leakcheck defines them (its package
@@ -105,22 +107,10 @@ func digitValue(r rune) int {
 	return -1
 }
 
-// isDot reports whether r is a separator that joins runs of digits only as phones
-// are grouped: a dot, full-width or middle.
-func isDot(r rune) bool { return r == '.' || r == 0xFF0E || r == 0x00B7 || r == 0x30FB }
-
-// isSeparator reports whether r joins runs of digits: spaces, dashes and dots, as
-// listed in internal/leakcheck.
-func isSeparator(r rune) bool {
-	switch r {
-	case ' ', '\t', '-', '.',
-		0x00A0, 0x00AD, 0x00B7,
-		0x202F, 0x205F, 0x2060, 0x2212,
-		0x3000, 0x30FB, 0xFEFF, 0xFF0D, 0xFF0E:
-		return true
-	}
-	return 0x2000 <= r && r <= 0x200D || 0x2010 <= r && r <= 0x2015
-}
+// isDot and isSeparator are leakcheck's: the masker and the tests read numbers by
+// one definition.
+func isDot(r rune) bool       { return leakcheck.IsDot(r) }
+func isSeparator(r rune) bool { return leakcheck.IsSeparator(r) }
 
 // digitLead marks the bytes at which a digit can start: ASCII digits, the
 // backslash of a JSON escape, and the UTF-8 lead bytes of the other decimal digits

@@ -54,7 +54,7 @@ var (
 // answers: 304, 412, 206 (one range or multipart/byteranges) or 416, or leaves it
 // a 200. It reports the body to send.
 func answerConditional(resp *http.Response, c *conditions, body []byte) []byte {
-	rec := &recorder{header: resp.Header}
+	rec := &capturingWriter{header: resp.Header}
 	// Decided as for GET, also for a HEAD: the body is what a GET would get, and
 	// net/http sends none for a HEAD, while its headers (Content-Length) stay GET's.
 	req := &http.Request{Method: http.MethodGet, Header: c.header}
@@ -67,14 +67,15 @@ func answerConditional(resp *http.Response, c *conditions, body []byte) []byte {
 		resp.Header["Content-Type"] = nil
 	}
 	http.ServeContent(rec, req, "", modTime, bytes.NewReader(body))
-	switch rec.status {
+	switch rec.statusOr200() {
 	case http.StatusPreconditionFailed:
 		return envelopeResponse(resp, errPreconditionFailed)
 	case http.StatusRequestedRangeNotSatisfiable:
 		return envelopeResponse(resp, errRangeNotSatisfiable)
 	}
-	resp.StatusCode = rec.status
-	resp.Status = strconv.Itoa(rec.status) + " " + http.StatusText(rec.status)
+	status := rec.statusOr200()
+	resp.StatusCode = status
+	resp.Status = strconv.Itoa(status) + " " + http.StatusText(status)
 	out := rec.body.Bytes()
 	if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(ct, "multipart/byteranges; boundary=") {
 		out = letterBoundary(resp.Header, ct, out)
@@ -98,7 +99,7 @@ func letterBoundary(h http.Header, ct string, body []byte) []byte {
 
 // envelopeResponse turns resp into the gateway's JSON envelope for e.
 func envelopeResponse(resp *http.Response, e *apierror.Error) []byte {
-	rec := &recorder{header: make(http.Header)}
+	rec := &capturingWriter{header: make(http.Header)}
 	apierror.Write(rec, resp.Request, e)
 	for k := range resp.Header {
 		delete(resp.Header, k)
@@ -109,25 +110,4 @@ func envelopeResponse(resp *http.Response, e *apierror.Error) []byte {
 	resp.StatusCode = e.Status
 	resp.Status = strconv.Itoa(e.Status) + " " + http.StatusText(e.Status)
 	return rec.body.Bytes()
-}
-
-// recorder is the http.ResponseWriter answerConditional and envelopeResponse write
-// into.
-type recorder struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
-
-func (r *recorder) Header() http.Header { return r.header }
-func (r *recorder) WriteHeader(code int) {
-	if r.status == 0 {
-		r.status = code
-	}
-}
-func (r *recorder) Write(p []byte) (int, error) {
-	if r.status == 0 {
-		r.status = http.StatusOK
-	}
-	return r.body.Write(p)
 }
