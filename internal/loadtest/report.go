@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -78,6 +79,16 @@ func (rep report) markdown() string {
 		b.WriteString("\nspread: (highest − lowest) / median req/s over the rounds. Direct rows: the CPU, RSS and allocations are the upstream's own (on core 0, with wrk). " +
 			"RSS: VmRSS at the end of the run; nginx: master + worker summed. allocs / req: `go_memstats_mallocs_total` over the run; " +
 			"— where the process has no such counter (nginx) or its admin endpoint is off (Caddy).\n")
+		if slices.ContainsFunc(rep.results, func(m measured) bool { return m.row.cached }) {
+			fmt.Fprintf(&b, "\nCached rows (6c, 6r, 3c): row 6's request (3c: row 3's) answered from a warm response cache. "+
+				"signgate: the route has `cache: {ttl: 60s, scope: all}`, with the in-process tier and no Redis (6c), or "+
+				"`cache.memory_bytes: 0` and redis-server on core %s, so every hit is read from Redis (6r). "+
+				"nginx: `proxy_cache` with its keys_zone in shared memory and its files on tmpfs, `proxy_cache_valid 200 60s`. "+
+				"Before wrk starts, one request fills the cache and the next must be a hit (`Cache-Status: signgate; hit`, "+
+				"nginx's `$upstream_cache_status` HIT), or the row fails; signgate's rows fail too unless "+
+				"`signgate_cache_requests_total` counts at least %.0f %% of the measured requests as hits.\n",
+				loadCore, 100*minHitShare)
+		}
 	}
 
 	direct, haveDirect := rep.get("lat1")
@@ -114,7 +125,7 @@ func (rep report) markdown() string {
 	}
 
 	if t := rep.targets(); len(t) > 0 {
-		b.WriteString("\nIssue 8's targets, from this run:\n\n")
+		b.WriteString("\nIssue 8's targets (and issue 17's, for the cached rows), from this run:\n\n")
 		b.WriteString(table([]string{"target", "measured", "by CPU / req", ""}, "lrrl", t))
 	}
 	for _, m := range rep.results {
@@ -154,6 +165,9 @@ func (rep report) targets() [][]string {
 	ratio("signgate plain (5) ≥ 1.1× bare ReverseProxy (2)", "5", "2", 1.1)
 	ratio("signgate plain (5) / proxy.Pool alone (2p): the middleware's cost", "5", "2p", 0)
 	ratio("fully featured route (9) ≥ Caddy (4)", "9", "4", 1.0)
+	ratio("cached route, in-process hit (6c) ≥ 2× uncached (6)", "6c", "6", 2)
+	ratio("cached route, Redis hit (6r) ≥ uncached (6)", "6r", "6", 1)
+	ratio("in-process hit (6c) ≥ 0.6× nginx proxy_cache hit (3c)", "6c", "3c", 0.6)
 	added := func(label, id string, pick func(measured) time.Duration, limit time.Duration) {
 		d, ok1 := rep.get("lat1")
 		m, ok2 := rep.get(id)

@@ -19,6 +19,11 @@ type row struct {
 	// send a paced rate for a minute (soak.go). Neither uses wrk, and each runs once,
 	// after the rounds: their figures are memory and goroutines over time, not req/s.
 	idle, soak bool
+	// cached rows answer from a response cache: signgate's (the services route with
+	// cache: {ttl: 60s, scope: all}; setup.cacheRedisOnly picks the tier) or nginx's
+	// proxy_cache. Before wrk starts, one request fills it and the next must be a hit
+	// (checkCacheHit); signgate must count the measured requests as hits too.
+	cached bool
 }
 
 // proxyCore is the core the row's system under test runs on.
@@ -33,6 +38,10 @@ func (r row) proxyCore() string {
 type signgateSetup struct {
 	redis bool // state (nonces, and so rate limits) in redis-server
 	relay bool // the 58到家 relay route, to the sandbox
+	// cacheRedisOnly, on a cached row, turns the in-process tier off
+	// (cache.memory_bytes: 0), so every hit is read from Redis (needs redis). A cached
+	// row without it has the in-process tier and no Redis, as row 6.
+	cacheRedisOnly bool
 }
 
 // request is what wrk sends.
@@ -60,9 +69,16 @@ var allRows = []row{
 	// Not one of issue 8's rows: signgate's own proxy without its middleware.
 	{id: "2p", num: "2p", name: "proxy.Pool alone (signgate's transport, no middleware)", system: sysPool, req: request{path: pathServices}},
 	{id: "3", num: "3", name: "nginx proxy_pass, keepalive 64", system: sysNginx, req: request{path: pathServices}},
+	// Issue 17: row 3 with nginx's own cache in front, warm: what a cache hit costs nginx.
+	{id: "3c", num: "3c", name: "nginx proxy_cache (memory zone, warm)", system: sysNginx, cached: true, req: request{path: pathServices}},
 	{id: "4", num: "4", name: "Caddy reverse_proxy", system: sysCaddy, req: request{path: pathServices}},
 	{id: "5", num: "5", name: "signgate, plain route (public: true)", system: sysSigngate, req: request{path: pathPublic}},
 	{id: "6", num: "6", name: "signgate, API key + RBAC", system: sysSigngate, req: request{path: pathServices, apiKey: appKey}},
+	// Issue 17: row 6's request and answer, from the response cache, warm.
+	{id: "6c", num: "6c", name: "signgate, cached route, in-process hit", system: sysSigngate, cached: true,
+		req: request{path: pathServices, apiKey: appKey}},
+	{id: "6r", num: "6r", name: "signgate, cached route, Redis hit", system: sysSigngate, cached: true,
+		setup: signgateSetup{redis: true, cacheRedisOnly: true}, req: request{path: pathServices, apiKey: appKey}},
 	{id: "7", num: "7", name: "signgate, + local rate limit (ip + client)", system: sysSigngate, req: request{path: pathLimited, apiKey: appKey}},
 	{id: "8", num: "8", name: "signgate, + hmac-sha256; nonces and limits in Redis", system: sysSigngate,
 		setup: signgateSetup{redis: true}, req: request{path: pathLimited, apiKey: signerKey, secret: signerSecret}},

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -213,6 +214,11 @@ func (l *lab) measure(ctx context.Context, o options, r row, runID int, profile 
 	if r.oneConn {
 		w.conns, w.threads = 1, 1
 	}
+	if r.cached {
+		if err := checkCacheHit(r, w.url); err != nil {
+			return measured{}, fmt.Errorf("warm-up: %w", err)
+		}
+	}
 	// The signed rows need a fresh nonce per request, signed ahead: enough for the
 	// rate seen in the warm-up, twice over.
 	perSecond := 60000.0
@@ -229,6 +235,7 @@ func (l *lab) measure(ctx context.Context, o options, r row, runID int, profile 
 	w.duration, w.runID = o.duration, runID+1
 	w.signed = signedCount(perSecond, o.duration)
 
+	hitsBefore := cacheHits(r, s.metrics)
 	mallocsBefore := mallocs(s.metrics)
 	cpuBefore, err := cpuTime(s.proc.pids())
 	if err != nil {
@@ -248,6 +255,15 @@ func (l *lab) measure(ctx context.Context, o options, r row, runID int, profile 
 		return measured{}, err
 	}
 	mallocsAfter := mallocs(s.metrics)
+	if hitsBefore >= 0 {
+		// The measured run must have been hits too, not bypasses (a Redis slower
+		// than signgate's 100 ms cache timeout is skipped) or misses.
+		hits := cacheHits(r, s.metrics) - hitsBefore
+		if share := hits / float64(res.requests); share < minHitShare {
+			return measured{}, fmt.Errorf("only %.0f of the %d measured requests (%.1f %%) were cache hits (signgate_cache_requests_total); at least %.0f %% must be",
+				hits, res.requests, 100*share, 100*minHitShare)
+		}
+	}
 	if profiled != nil {
 		if err := <-profiled; err != nil {
 			return measured{}, fmt.Errorf("cpu profile: %w", err)
@@ -267,6 +283,63 @@ func (l *lab) measure(ctx context.Context, o options, r row, runID int, profile 
 	}
 	m.rss, err = rssBytes(s.proc.pids())
 	return m, err
+}
+
+// minHitShare is the share of a cached signgate row's measured requests that must be
+// cache hits. Not all: an entry that expires during the run is fetched again.
+const minHitShare = 0.99
+
+// checkCacheHit sends the row's request until the cache answers it: the first one
+// may fill it, and one of the next few must be a hit (Cache-Status "signgate; hit",
+// nginx's X-Cache-Status HIT). A cached row that measured misses would measure the
+// wrong thing, so it fails instead.
+func checkCacheHit(r row, url string) error {
+	header, want := "Cache-Status", "signgate; hit"
+	if r.system == sysNginx {
+		header, want = "X-Cache-Status", "HIT"
+	}
+	// No Accept-Encoding, as wrk sends none: the content coding is part of the key.
+	tr := &http.Transport{DisableCompression: true, TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	var seen []string
+	for range 10 {
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		if r.req.apiKey != "" {
+			req.Header.Set("X-Api-Key", r.req.apiKey)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return fmt.Errorf("cache check: %w", err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("cache check: GET %s: %s", url, resp.Status)
+		}
+		v := resp.Header.Get(header)
+		if strings.HasPrefix(v, want) {
+			return nil
+		}
+		seen = append(seen, fmt.Sprintf("%q", v))
+		time.Sleep(50 * time.Millisecond)
+	}
+	return fmt.Errorf("NO CACHE HIT: %d requests to %s, none answered from the cache (%s: %s)",
+		len(seen), url, header, strings.Join(seen, ", "))
+}
+
+// cacheHits reads how many of the services route's requests signgate has answered
+// from its cache; -1 for a row that is not a cached signgate row. A cached row's
+// counter that cannot be read fails the row later, as too few hits.
+func cacheHits(r row, metrics string) float64 {
+	if !r.cached || r.system != sysSigngate {
+		return -1
+	}
+	const series = `signgate_cache_requests_total{result="hit",route="services"}`
+	return max(0, scrape(metrics, series)[series])
 }
 
 // signedCount is how many pre-signed requests a run of d at perSecond needs, with a

@@ -119,6 +119,27 @@ func (l *lab) startNginx(r row) (*sut, error) {
 	if r.idle {
 		workerConns = max(workerConns, l.idleConns+1024)
 	}
+	// The cached row: proxy_cache with its files on tmpfs, so a hit reads memory, not
+	// a disk (the keys are in the keys_zone, shared memory, anyway), and every 200
+	// fresh for 60s as signgate's cached rows have it. X-Cache-Status lets
+	// checkCacheHit see the hits.
+	cachePath, cacheConf, cleanup := "", "", func() {}
+	if r.cached {
+		shm, err := os.MkdirTemp("/dev/shm", "signgate-loadtest-")
+		if err != nil {
+			return nil, fmt.Errorf("row %s keeps nginx's cache on tmpfs, in /dev/shm: %w", r.id, err)
+		}
+		cleanup = func() { os.RemoveAll(shm) }
+		// nginx creates the cache directory itself, owned by its workers' user, who
+		// must be able to reach it.
+		if err := os.Chmod(shm, 0o755); err != nil {
+			cleanup()
+			return nil, err
+		}
+		cachePath = fmt.Sprintf("  proxy_cache_path %s levels=1:2 keys_zone=loadtest:1m max_size=64m inactive=10m use_temp_path=off;\n",
+			filepath.Join(shm, "cache"))
+		cacheConf = "      proxy_cache loadtest;\n      proxy_cache_valid 200 60s;\n      add_header X-Cache-Status $upstream_cache_status;\n"
+	}
 	conf := fmt.Sprintf(`worker_processes 1;
 pid %[1]s/nginx.pid;
 error_log %[1]s/error.log warn;
@@ -130,7 +151,7 @@ http {
   fastcgi_temp_path %[1]s/fastcgi;
   uwsgi_temp_path %[1]s/uwsgi;
   scgi_temp_path %[1]s/scgi;
-  upstream backend {
+%[6]s  upstream backend {
     server %[2]s;
     keepalive 64;
   }
@@ -140,20 +161,29 @@ http {
       proxy_pass http://backend;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
-    }
+%[7]s    }
   }
 }
-`, dir, l.upstream, listen, tlsConf, workerConns)
+`, dir, l.upstream, listen, tlsConf, workerConns, cachePath, cacheConf)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		cleanup()
 		return nil, err
 	}
 	p, err := startPinned(l.dir, "nginx-"+r.id, r.proxyCore(), nil,
 		"nginx", "-p", dir+"/", "-e", filepath.Join(dir, "error.log"), "-c", confPath, "-g", "daemon off;")
 	if err != nil {
+		cleanup()
 		return nil, err
 	}
-	return started(p, addr, &sut{addr: addr, proc: p})
+	s, err := started(p, addr, &sut{addr: addr, proc: p})
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	stop := s.stop
+	s.stop = func() { stop(); cleanup() }
+	return s, nil
 }
 
 // startCaddy runs Caddy's reverse_proxy with the admin endpoint and access logs off
@@ -222,6 +252,20 @@ func (l *lab) startSigngate(r row) (*sut, error) {
 	if r.setup.redis {
 		redis = fmt.Sprintf("redis: {addrs: [%q]}\n", l.redis)
 	}
+	// The cached rows: the services route (row 6's) behind the response cache, its
+	// in-process tier on (Redis off), or off with Redis as the only tier.
+	cacheConf, servicesCache := "", ""
+	if r.cached {
+		memory := 64 << 20
+		if r.setup.cacheRedisOnly {
+			if !r.setup.redis {
+				return nil, fmt.Errorf("row %s: a Redis-only cache needs setup.redis", r.id)
+			}
+			memory = 0
+		}
+		cacheConf = fmt.Sprintf("cache: {memory_bytes: %d}\n", memory)
+		servicesCache = ", cache: {ttl: 60s, scope: all}"
+	}
 	daojia, relay := "", ""
 	if r.setup.relay {
 		daojia = fmt.Sprintf("daojia: {base_url: %q, service_key: %q, service_secret: %q}\n", l.sandbox, daojiaServiceKey, daojiaServiceSecret)
@@ -237,7 +281,7 @@ func (l *lab) startSigngate(r row) (*sut, error) {
 # not one write(2) per request; nginx and Caddy above log nothing.
 log: {access_buffer_bytes: 65536}
 tls: %[3]s
-%[4]s%[5]sclients:
+%[4]s%[5]s%[13]sclients:
   - {id: app, api_key_sha256: %[6]q, roles: [app]}
   - {id: signer, api_key_sha256: %[7]q, secret: %[8]q, signature: hmac-sha256, roles: [app]}
   - {id: provider, api_key_sha256: %[9]q, secret: %[10]q, signature: hmac-sha256, roles: [provider]}
@@ -248,7 +292,7 @@ masking: {fields: [phone, mobile, userPhone, contactPhone], detect: [cn_mobile]}
 upstreams: {backend: {targets: ["http://%[11]s"]}}
 routes:
   - {name: public, match: "GET /api/public", upstream: backend, public: true}
-  - {name: services, match: "GET /api/services", upstream: backend}
+  - {name: services, match: "GET /api/services", upstream: backend%[14]s}
   - {name: limited, match: "GET /api/limited", upstream: backend}
   - {name: orders, match: "GET /api/orders", upstream: backend}
 %[12]s# Limits high enough never to refuse: the rows measure the cost of deciding. With
@@ -258,7 +302,7 @@ rate_limits:
   - {key: client, routes: [limited, orders], rate: 1000000/s, burst: 1000000}
 `, addr, admin, tlsConf, redis, daojia,
 		auth.HashKey(appKey), auth.HashKey(signerKey), signerSecret, auth.HashKey(providerKey), providerSecret,
-		l.upstream, relay)
+		l.upstream, relay, cacheConf, servicesCache)
 	confPath := filepath.Join(l.dir, "signgate-"+r.id+".yaml")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		return nil, err
