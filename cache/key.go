@@ -40,6 +40,11 @@ type Request struct {
 	// two share a route and its policy, but not an entry, or the redirect would be
 	// served for the path it points to.
 	Slash bool
+	// Host is the host the caller named (Host, :authority), lower-cased by the
+	// caller of Key: the upstream receives it as X-Forwarded-Host, which frameworks
+	// build absolute URLs from, so an answer for one host is never served for
+	// another (cache poisoning by an unkeyed input).
+	Host string
 	// RawQuery is the query as sent; the key holds it canonically (see Key).
 	RawQuery string
 	// Header is read for the spec's Vary headers.
@@ -61,7 +66,7 @@ var ErrQuery = errors.New("cache: malformed query")
 
 // keyVersion starts every key's input: a change of the layout below changes every
 // key rather than misreading old entries.
-const keyVersion = "sgcache1"
+const keyVersion = "sgcache2"
 
 // Key returns the key of r on the route s describes. Every part is written with
 // its length first, so no two distinct inputs write the same bytes.
@@ -77,6 +82,7 @@ func (s *KeySpec) Key(r *Request) (Key, error) {
 	b = appendField(b, s.Route)
 	b = appendField(b, s.Salt)
 	b = appendField(b, r.Method)
+	b = appendField(b, r.Host)
 	b = appendField(b, r.Path)
 	if r.Slash {
 		b = append(b, 1)

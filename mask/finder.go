@@ -109,6 +109,10 @@ func (f *finder[T]) run() bool {
 					return false
 				}
 				if isDigit(s[i]) {
+					if escapedHex(s, i) {
+						i += 2 // the hex digits of %HH or \xHH: not digits of a number
+						continue
+					}
 					break
 				}
 				if s[i] == '\\' && i+6 <= len(s) && s[i+1] == 'u' {
@@ -260,4 +264,14 @@ func (f *finder[T]) groupedByDots(s int) bool {
 		}
 	}
 	return true
+}
+
+// escapedHex reports whether the ASCII digit at s[i] is the first hex digit of a
+// %HH or \xHH escape ("%E4%B8%8913812345678" is 张 and then a number, not the run
+// 8913812345678): the two are read as one other character, as leakcheck reads them.
+func escapedHex[T text](s T, i int) bool {
+	if i+1 >= len(s) || hexVal[s[i+1]] < 0 {
+		return false
+	}
+	return i >= 1 && s[i-1] == '%' || i >= 2 && s[i-2] == '\\' && s[i-1] == 'x'
 }

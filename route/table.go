@@ -1,5 +1,7 @@
 package route
 
+import "strings"
+
 // Table is an ordered list of patterns and their values: the first match wins.
 type Table[T any] struct {
 	entries []entry[T]
@@ -40,4 +42,27 @@ func (s Set) Match(method, path string) bool {
 		}
 	}
 	return false
+}
+
+// Folded returns t with every pattern's literal path segments lower-cased, in the
+// same order and with the same values: the table a framework that routes without
+// regard to letter case would use.
+func (t *Table[T]) Folded() *Table[T] {
+	f := &Table[T]{entries: make([]entry[T], 0, len(t.entries))}
+	for _, e := range t.entries {
+		method, path, _ := strings.Cut(e.pattern.raw, " ")
+		f.entries = append(f.entries, entry[T]{MustParse(method + " " + strings.ToLower(path)), e.value})
+	}
+	return f
+}
+
+// Index returns the position of the first pattern matching method and path, or -1.
+// Earlier entries take precedence, so a smaller index is a more specific route.
+func (t *Table[T]) Index(method, path string) int {
+	for i := range t.entries {
+		if t.entries[i].pattern.Match(method, path) {
+			return i
+		}
+	}
+	return -1
 }

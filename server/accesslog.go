@@ -166,7 +166,8 @@ func logRequest(logger *slog.Logger, m *metrics, aw *accessWriter, r *http.Reque
 		// whose digits run into the escape's and would hide the number from it.
 		q, err := url.QueryUnescape(r.URL.RawQuery)
 		if err != nil {
-			q = r.URL.RawQuery
+			// One bad escape ("%zz") must not leave the rest encoded.
+			q = unescapeLenient(r.URL.RawQuery)
 		}
 		rec.query = q
 	}
@@ -193,4 +194,36 @@ func remoteIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// unescapeLenient decodes a query as url.QueryUnescape does ('+' is a space, %XX a
+// byte), leaving any escape that does not decode as it is.
+func unescapeLenient(q string) string {
+	b := make([]byte, 0, len(q))
+	for i := 0; i < len(q); i++ {
+		switch c := q[i]; {
+		case c == '+':
+			b = append(b, ' ')
+		case c == '%' && i+2 < len(q) && isHexByte(q[i+1]) && isHexByte(q[i+2]):
+			b = append(b, unhexByte(q[i+1])<<4|unhexByte(q[i+2]))
+			i += 2
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+func isHexByte(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhexByte(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
 }

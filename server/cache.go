@@ -99,7 +99,10 @@ func newCachedRoute(c *cache.Cache, rt config.Route, mc config.Masking, m *metri
 		spec: cache.KeySpec{
 			Route: rt.Name,
 			Salt:  routeSalt(rt, mc),
-			Vary:  cache.CanonicalVary(rcfg.Vary),
+			// Accept is always in the key: frameworks that pick the format from it
+			// (Django REST Framework, older Rails) often send no Vary: Accept, and
+			// a CSV answer one caller asked for would be served to JSON callers.
+			Vary: cache.CanonicalVary(append([]string{"Accept"}, rcfg.Vary...)),
 		},
 		policy: cache.Policy{
 			TTL:                  rcfg.TTL,
@@ -211,6 +214,7 @@ func (rc *cachedRoute) serve(next http.Handler, w http.ResponseWriter, r *http.R
 		Method:   method,
 		Path:     path,
 		Slash:    len(r.URL.Path) > 1 && strings.HasSuffix(r.URL.Path, "/"),
+		Host:     lowerASCII(r.Host),
 		RawQuery: r.URL.RawQuery,
 		Header:   r.Header,
 		Encoding: encoding,
@@ -687,4 +691,14 @@ func cacheRoutes(cfg *config.Config) []string {
 		}
 	}
 	return names
+}
+
+// lowerASCII lower-cases s, without allocating when it already is.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if 'A' <= s[i] && s[i] <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
 }

@@ -129,6 +129,8 @@ func TestCacheFleet(t *testing.T) {
 	get := func(m *fleetMember, path, key string) (int, string, string, error) {
 		req, _ := http.NewRequest("GET", m.url+path, nil)
 		req.Header.Set("X-Api-Key", key)
+		// One name for the fleet, as behind the balancer: the host is in the key.
+		req.Host = "api.example.com"
 		resp, err := client.Do(req)
 		if err != nil {
 			return 0, "", "", err

@@ -279,16 +279,54 @@ func maxFails(n int) int {
 // routeTo finds the first route matching the request's decided method and path (see
 // hygiene) and hands the request to that route's chain; refuse answers when none
 // matches.
+//
+// Routes match case-sensitively and exactly, but Express and ASP.NET Core route
+// without regard to letter case, and Rails ("(.:format)") and Spring's suffix
+// matching read /x.json as /x. A request whose other spelling (lower-cased, against
+// the table with lower-cased literal segments; a format suffix dropped) would select
+// an earlier route than its own is refused, 400: otherwise "GET /api/Signed" passes
+// the looser "* /api/**" and reaches the signed-only resource.
 func routeTo(table *route.Table[*routeEntry], refuse refusal) http.Handler {
+	folded := table.Folded()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		e, ok := table.Lookup(decided(r))
+		method, path := decided(r)
+		e, ok := table.Lookup(method, path)
 		if !ok {
 			refuse(w, r, apierror.ErrNoRoute)
 			return
 		}
+		// Another spelling that selects an earlier (more specific) route than the
+		// one matched would pass the request under a looser policy.
+		at := table.Index(method, path)
+		lower := lowerASCII(path)
+		if i := folded.Index(method, lower); i >= 0 && i < at {
+			refuse(w, r, errSpelling)
+			return
+		}
+		if bare, cut := withoutFormatSuffix(lower); cut {
+			if i := folded.Index(method, bare); i >= 0 && i < at {
+				refuse(w, r, errSpelling)
+				return
+			}
+		}
 		reqinfo.Of(r).Route = e.name
 		e.handler.ServeHTTP(w, r)
 	})
+}
+
+// errSpelling answers a path that frameworks would read as another route's.
+var errSpelling = apierror.BadRequest("the path, read without regard to letter case or without its format suffix " +
+	"(as many frameworks read it), belongs to another route: send it as that route names it")
+
+// withoutFormatSuffix cuts a ".ext" off the last segment of path, as Rails' and
+// Spring's format matching does, and reports whether there was one.
+func withoutFormatSuffix(path string) (string, bool) {
+	slash := strings.LastIndexByte(path, '/')
+	dot := strings.LastIndexByte(path, '.')
+	if dot <= slash+1 {
+		return path, false
+	}
+	return path[:dot], true
 }
 
 // start runs the health checks of the pools that are not running yet.

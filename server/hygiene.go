@@ -1,8 +1,13 @@
 package server
 
 import (
+	"errors"
+	"mime"
 	"net/http"
+	"net/url"
 	"strings"
+
+	"github.com/signgate/signgate/apierror"
 
 	"github.com/signgate/signgate/reqinfo"
 	"github.com/signgate/signgate/route"
@@ -40,6 +45,10 @@ func hygiene(next http.Handler) http.Handler {
 		// map r.Trailer held when the request was read. A nil field here detaches
 		// this request, and every copy made of it below, from that map.
 		r.Trailer = nil
+		if err := methodOverrideParam(r); err != nil {
+			apierror.Write(w, r, err)
+			return
+		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -62,6 +71,11 @@ func decided(r *http.Request) (method, path string) {
 func droppedHeader(name string) bool {
 	if strings.IndexByte(name, '_') >= 0 {
 		return true
+	}
+	for _, p := range callerHeaderPrefixes {
+		if len(name) > len(p) && strings.EqualFold(name[:len(p)], p) {
+			return true
+		}
 	}
 	if len(name) >= len("X-Signgate-") && strings.EqualFold(name[:len("X-Signgate-")], "X-Signgate-") {
 		return true
@@ -94,7 +108,97 @@ var callerHeaders = headerNames(
 	"Proxy",
 	// Trailers are dropped; so is their announcement.
 	"Trailer",
+	// The user an authenticating proxy in front vouches for (oauth2-proxy, Apache,
+	// Grafana-style auth proxies), and what frameworks take from a proxy for the
+	// path and method they route on (Flask's ReverseProxied reads X-Script-Name).
+	"X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Preferred-Username", "X-Forwarded-Groups",
+	"X-Remote-User", "Remote-User", "X-Webauth-User", "X-User", "X-Userinfo",
+	"X-Script-Name", "X-Forwarded-Method", "X-Original-Method", "X-Original-Uri",
 )
+
+// callerHeaderPrefixes are families of identity headers another gateway sets for
+// its backends (Kong's X-Consumer-*, X-Credential-*, X-Anonymous-*,
+// X-Authenticated-*; oauth2-proxy's X-Auth-Request-*): a backend behind such a
+// gateway before trusts them, so no caller may send them through this one.
+var callerHeaderPrefixes = [...]string{"X-Consumer-", "X-Credential-", "X-Anonymous-", "X-Authenticated-", "X-Auth-Request-"}
+
+// errMethodOverride answers a request carrying a _method parameter.
+var errMethodOverride = apierror.BadRequest("a _method parameter is not accepted: frameworks (Rails, Laravel, Symfony) " +
+	"act on it as the request's method, which the gateway decided on as sent")
+
+// methodOverrideParam refuses a request whose query, or whose POST form or JSON
+// body, carries _method: Rack::MethodOverride, Laravel and Symfony turn a POST
+// with _method=DELETE into a DELETE that RBAC, limits and signatures never saw.
+// A query without "method" in it, and a body that is not a POST form or JSON, cost
+// nothing; such a POST body is read whole (it is bounded by server.max_body_bytes,
+// and a signed or masked route reads it whole anyway).
+func methodOverrideParam(r *http.Request) *apierror.Error {
+	if q := r.URL.RawQuery; q != "" && containsFold(q, "method") {
+		for name := range parseQueryLenient(q) {
+			if strings.EqualFold(name, "_method") {
+				return errMethodOverride
+			}
+		}
+	}
+	if r.Method != http.MethodPost || r.Body == nil || r.Body == http.NoBody {
+		return nil
+	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	form := mt == "application/x-www-form-urlencoded"
+	if !form && mt != "multipart/form-data" && mt != "application/json" && !strings.HasSuffix(mt, "+json") {
+		return nil
+	}
+	body, err := bufferBody(r)
+	if err != nil {
+		var e *apierror.Error
+		if errors.As(err, &e) {
+			return e
+		}
+		return apierror.BadRequest("the request body could not be read")
+	}
+	if !containsFold(string(body), "method") {
+		return nil
+	}
+	if form {
+		for name := range parseQueryLenient(string(body)) {
+			if strings.EqualFold(name, "_method") {
+				return errMethodOverride
+			}
+		}
+		return nil
+	}
+	// multipart (name="_method") and JSON ("_method":): any mention is refused,
+	// rather than parsing either here.
+	if containsFold(string(body), `"_method"`) {
+		return errMethodOverride
+	}
+	return nil
+}
+
+// parseQueryLenient returns the names in a query or form body, decoded as
+// frameworks decode them, skipping what does not decode.
+func parseQueryLenient(q string) map[string]struct{} {
+	names := make(map[string]struct{})
+	for part := range strings.SplitSeq(q, "&") {
+		for sub := range strings.SplitSeq(part, ";") {
+			name, _, _ := strings.Cut(sub, "=")
+			if n, err := url.QueryUnescape(name); err == nil {
+				names[n] = struct{}{}
+			}
+		}
+	}
+	return names
+}
+
+// containsFold reports whether s holds sub, ignoring ASCII case.
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
+}
 
 func headerNames(names ...string) map[string]struct{} {
 	m := make(map[string]struct{}, len(names))

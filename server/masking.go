@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -261,8 +262,35 @@ func (e errMaskRefused) Error() string { return "response not passed on unmasked
 
 // bodyDigests are response headers that hash the body: of the unmasked body, they
 // let a caller who knows all of it but the masked digits try the 10 000 guesses
-// offline. They go when the body changed; the ETag is recomputed.
+// offline. They go when the body changed, from the header and the trailers; the
+// ETag is recomputed. isBodyDigest also knows the object stores' checksum fields.
 var bodyDigests = [...]string{"Content-Md5", "Digest", "Content-Digest", "Repr-Digest"}
+
+// isBodyDigest reports whether the field name (canonical form) carries a hash or
+// checksum of the body: the standard fields, and the families object stores and
+// their clients pass on (X-Amz-Checksum-*, X-Goog-Hash, X-Checksum-*, *-Md5,
+// *-Sha256, *-Crc32).
+func isBodyDigest(name string) bool {
+	for _, d := range bodyDigests {
+		if name == d {
+			return true
+		}
+	}
+	n := strings.ToLower(name)
+	return strings.Contains(n, "checksum") || strings.Contains(n, "digest") || n == "x-goog-hash" ||
+		strings.HasSuffix(n, "-md5") || strings.HasSuffix(n, "-sha1") || strings.HasSuffix(n, "-sha256") ||
+		strings.HasSuffix(n, "-sha512") || strings.HasSuffix(n, "-crc32") || strings.HasSuffix(n, "-crc32c") ||
+		n == "etag"
+}
+
+// dropDigests removes the body's hashes from h (a header or trailer map).
+func dropDigests(h http.Header) {
+	for k := range h {
+		if isBodyDigest(k) {
+			delete(h, k)
+		}
+	}
+}
 
 // maskResponse is the proxy's response hook for masked callers: every byte the
 // caller will receive (status line, headers, body, trailers) is masked, or the
@@ -340,11 +368,11 @@ func (m *masking) maskResponse(resp *http.Response, cond *conditions) error {
 			return err
 		}
 		// The representation changed: the upstream's validator and digests name
-		// the unmasked bytes.
-		for _, k := range bodyDigests {
-			delete(resp.Header, k)
-		}
-		if resp.Header.Get("ETag") != "" {
+		// the unmasked bytes, in the header and in the trailers.
+		hadETag := resp.Header.Get("ETag") != ""
+		dropDigests(resp.Header)
+		dropDigests(resp.Trailer)
+		if hadETag {
 			resp.Header.Set("ETag", maskedETag(out))
 		}
 	}
@@ -572,8 +600,11 @@ func (m *masking) maskStream(resp *http.Response, enc string, kind bodyKind) err
 		}
 		resp.Header.Del("Content-Encoding")
 	}
-	for _, k := range bodyDigests {
-		delete(resp.Header, k)
+	dropDigests(resp.Header)
+	for k := range resp.Trailer {
+		if isBodyDigest(k) {
+			delete(resp.Trailer, k) // announced now; the stream never sends them
+		}
 	}
 	for _, k := range [...]string{"Content-Length", "Etag", "Accept-Ranges", "Content-Range"} {
 		delete(resp.Header, k)
@@ -646,6 +677,7 @@ func (l *streamMasker) next() {
 		}
 		if err == io.EOF {
 			l.m.maskHeader(l.resp.Trailer) // read to its end: the trailers are in
+			dropDigests(l.resp.Trailer)
 		}
 		l.err = err
 		break
@@ -672,11 +704,22 @@ func (m *masking) maskLine(dst, line []byte, asJSON bool) []byte {
 	return out
 }
 
-// maskRequests masks the request body on routes with mask_request: true, after
-// authentication (a signature covers the body as the caller sent it).
+// maskRequests masks what the upstream reads of the request on routes with
+// mask_request: true, after authentication (a signature covers the request as the
+// caller sent it): the body, and the query's values, decoded as frameworks decode
+// them (a form's "+" and %20 are spaces, so "138+1234+5678" is a number). A body
+// the gateway cannot read as the upstream will (a Content-Encoding, which
+// body-parsers inflate; a charset other than UTF-8; Content-Type stated twice,
+// where frameworks parse by one and the gateway would mask by another) is refused
+// with 400 bad_request rather than passed on unmasked.
 func maskRequests(m *masking) middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.RawQuery != "" {
+				if q, changed := m.maskForm(r.URL.RawQuery); changed {
+					r.URL.RawQuery = q
+				}
+			}
 			body, err := bufferBody(r)
 			if err != nil {
 				apierror.Write(w, r, err)
@@ -686,14 +729,25 @@ func maskRequests(m *masking) middleware {
 				next.ServeHTTP(w, r)
 				return
 			}
+			if e := unreadableRequestBody(r.Header); e != nil {
+				apierror.Write(w, r, e)
+				return
+			}
 			var masked []byte
 			var changed bool
-			if kindOf(r.Header.Values("Content-Type")) == kindJSON {
+			types := r.Header.Values("Content-Type")
+			mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+			switch {
+			case kindOf(types) == kindJSON:
 				masked, changed, err = m.masker.JSON(nil, body)
 				if err != nil {
 					masked, changed = m.masker.Text(nil, body)
 				}
-			} else {
+			case mt == "application/x-www-form-urlencoded":
+				var form string
+				form, changed = m.maskForm(string(body))
+				masked = []byte(form)
+			default:
 				masked, changed = m.masker.Text(nil, body)
 			}
 			if changed {
@@ -704,4 +758,61 @@ func maskRequests(m *masking) middleware {
 			next.ServeHTTP(w, r)
 		})
 	}
+}
+
+// errUnmaskableRequest answers a mask_request body the gateway cannot read as the
+// upstream will.
+func errUnmaskableRequest(why string) *apierror.Error {
+	return apierror.BadRequest("this route masks request bodies, and cannot read this one: " + why)
+}
+
+// unreadableRequestBody says why a request body with header h cannot be masked
+// as the upstream will read it, or nil.
+func unreadableRequestBody(h http.Header) *apierror.Error {
+	if ce := h.Values("Content-Encoding"); len(ce) > 0 && !(len(ce) == 1 && strings.EqualFold(strings.TrimSpace(ce[0]), "identity")) {
+		return errUnmaskableRequest("a Content-Encoding (send it uncompressed)")
+	}
+	types := h.Values("Content-Type")
+	if len(types) > 1 {
+		return errUnmaskableRequest("Content-Type is stated more than once")
+	}
+	if len(types) == 1 {
+		if _, params, err := mime.ParseMediaType(types[0]); err == nil {
+			if cs := strings.ToLower(params["charset"]); cs != "" && cs != "utf-8" && cs != "utf8" && cs != "us-ascii" {
+				return errUnmaskableRequest("a charset other than UTF-8")
+			}
+		}
+	}
+	return nil
+}
+
+// maskForm masks the values of a query or urlencoded form as a framework decodes
+// them, re-encoding only the values it changed; names and the order stay.
+func (m *masking) maskForm(q string) (string, bool) {
+	var b strings.Builder
+	changed := false
+	first := true
+	for part := range strings.SplitSeq(q, "&") {
+		if !first {
+			b.WriteByte('&')
+		}
+		first = false
+		name, value, hasValue := strings.Cut(part, "=")
+		dec, err := url.QueryUnescape(value)
+		if err != nil {
+			dec = unescapeLenient(value)
+		}
+		if masked, ch := m.masker.String(dec), m.leaks(dec); hasValue && ch {
+			b.WriteString(name)
+			b.WriteByte('=')
+			b.WriteString(url.QueryEscape(masked))
+			changed = true
+			continue
+		}
+		b.WriteString(part)
+	}
+	if !changed {
+		return q, false
+	}
+	return b.String(), true
 }

@@ -124,6 +124,13 @@ func readRuns(s string) []run {
 	for i := 0; i < len(s); {
 		r, size := Decode(s, i)
 		v, isDigit := DigitValue(r)
+		if isDigit && escapedHex(s, i) {
+			// The hex digits of %HH or \xHH are one other character, not digits:
+			// "%E4%B8%8913812345678" holds a number after the escape.
+			seps = -1
+			i += 2
+			continue
+		}
 		switch {
 		case isDigit:
 			if seps == 0 { // the run goes on
@@ -234,4 +241,17 @@ func IsSeparator(r rune) bool {
 		return true
 	}
 	return 0x2000 <= r && r <= 0x200D || 0x2010 <= r && r <= 0x2015
+}
+
+// escapedHex reports whether the ASCII digit at s[i] is the first hex digit of a
+// %HH or \xHH escape.
+func escapedHex(s string, i int) bool {
+	if s[i] > '9' || i+1 >= len(s) || !isHexDigit(s[i+1]) {
+		return false
+	}
+	return i >= 1 && s[i-1] == '%' || i >= 2 && s[i-2] == '\\' && s[i-1] == 'x'
+}
+
+func isHexDigit(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
