@@ -23,6 +23,7 @@ type Config struct {
 	Masking    Masking             `yaml:"masking"`
 	Cache      Cache               `yaml:"cache"`
 	CORS       CORS                `yaml:"cors"`
+	Tracing    Tracing             `yaml:"tracing"`
 	Log        Log                 `yaml:"log"`
 
 	inlineSecrets []string

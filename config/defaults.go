@@ -87,6 +87,7 @@ func setDefaults(c *Config, set map[string]int) {
 	def("daojia.token.invalid_codes", func() { dj.Token.InvalidCodes = []string{"2"} })
 
 	cacheDefaults(c, def, set)
+	tracingDefaults(c, def)
 
 	m := &c.Masking
 	def("masking.fields", func() { m.Fields = []string{"phone", "mobile", "userPhone", "contactPhone"} })

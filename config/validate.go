@@ -77,6 +77,7 @@ func (v *validator) validate(c *Config) {
 	v.masking(&c.Masking)
 	v.cache(c)
 	v.cors(&c.CORS)
+	v.tracing(&c.Tracing)
 	v.oneOf("log.level", c.Log.Level, "debug", "info", "warn", "error")
 	v.oneOf("log.format", c.Log.Format, "json", "text")
 	if b := c.Log.AccessBufferBytes; b < 0 || b > maxLogBuffer {

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -40,6 +41,10 @@ type Options struct {
 	Now    func() time.Time // nil is time.Now
 	// OnTokenFetch, when set, is told the outcome of every token request sent to 58到家.
 	OnTokenFetch func(ok bool)
+	// OnTokenExpiry, when set, is told when the token this instance holds stops
+	// being accepted, each time it takes one into use (fetched, or shared by another
+	// instance), and the zero time when it drops one 58到家 refused.
+	OnTokenExpiry func(expiresAt time.Time)
 	// Transport sends the calls; nil is the Client's own tuned *http.Transport.
 	Transport http.RoundTripper
 }
@@ -74,6 +79,8 @@ type Client struct {
 	log          *slog.Logger
 	now          func() time.Time
 	onFetch      func(ok bool)
+	onExpiry     func(expiresAt time.Time)
+	heldMu       sync.Mutex // orders OnTokenExpiry calls
 	http         *http.Client
 
 	// local is this instance's copy of the token, read without a lock or a store
@@ -162,6 +169,7 @@ func NewClient(o Options) (*Client, error) {
 		log:          o.Logger,
 		now:          o.Now,
 		onFetch:      o.OnTokenFetch,
+		onExpiry:     o.OnTokenExpiry,
 		// No Client.Timeout: each call carries its own deadline (post), so a
 		// timeout surfaces as context.DeadlineExceeded and maps to 504.
 		http: &http.Client{
@@ -171,6 +179,15 @@ func NewClient(o Options) (*Client, error) {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 	}, nil
+}
+
+// NewTransport is the Transport a Client uses when Options.Transport is nil, for
+// callers that wrap it (tracing) and hand it back as Options.Transport.
+func NewTransport(timeout time.Duration) *http.Transport {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	return newTransport(timeout)
 }
 
 // newTransport is the Client's own Transport, tuned for one remote API host.

@@ -133,6 +133,7 @@ func (c *Client) loadToken(ctx context.Context) (*cachedToken, error) {
 	t, err := c.findOrFetch(ctx)
 	if err == nil {
 		c.local.Store(t)
+		c.held()
 		return t, nil
 	}
 	// Refreshing starts RefreshBefore ahead of expiry precisely so that a failed
@@ -248,7 +249,9 @@ func (c *Client) fromStore(ctx context.Context) (*cachedToken, error) {
 // compare-and-swap so that a newer token, fetched meanwhile by another caller or
 // instance, is kept.
 func (c *Client) dropToken(ctx context.Context, t *cachedToken) {
-	c.local.CompareAndSwap(t, nil)
+	if c.local.CompareAndSwap(t, nil) {
+		c.held()
+	}
 	if c.store == nil {
 		return
 	}
@@ -277,6 +280,22 @@ func (c *Client) fetch(ctx context.Context) (*cachedToken, error) {
 	t.stored = encodeStored(t)
 	c.log.LogAttrs(ctx, slog.LevelInfo, "fetched a 58到家 accessToken", slog.Duration("expires_in", life))
 	return t, nil
+}
+
+// held tells Options.OnTokenExpiry when the token held now expires (zero: none).
+// It reads the token under heldMu rather than taking it as an argument, so that a
+// drop and a fetch racing each other cannot leave the older news reported last.
+func (c *Client) held() {
+	if c.onExpiry == nil {
+		return
+	}
+	c.heldMu.Lock()
+	defer c.heldMu.Unlock()
+	var expiresAt time.Time
+	if t := c.local.Load(); t != nil {
+		expiresAt = t.expiresAt
+	}
+	c.onExpiry(expiresAt)
 }
 
 func (c *Client) fetched(ok bool) {

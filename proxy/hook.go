@@ -26,3 +26,10 @@ func modifyResponse(resp *http.Response) error {
 	}
 	return nil
 }
+
+// ResponseHookFrom returns the hook WithResponseHook put on ctx, or nil, so a layer
+// can wrap it (tracing times the masking of large answers).
+func ResponseHookFrom(ctx context.Context) ResponseHook {
+	hook, _ := ctx.Value(hookKey{}).(ResponseHook)
+	return hook
+}

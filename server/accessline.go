@@ -21,6 +21,7 @@ type accessRecord struct {
 	remoteIP, proto                        string
 	query, errCode                         string // written only when not ""
 	cache                                  string // the response cache's result; written only when not ""
+	traceID                                string // the trace id when the request's span records; written only when not ""
 }
 
 // attrs appends the record's fields as slog attributes.
@@ -46,6 +47,9 @@ func (a *accessRecord) attrs(out []slog.Attr) []slog.Attr {
 	}
 	if a.cache != "" {
 		out = append(out, slog.String("cache", a.cache))
+	}
+	if a.traceID != "" {
+		out = append(out, slog.String("trace_id", a.traceID))
 	}
 	return out
 }
@@ -88,6 +92,9 @@ func (aw *accessWriter) write(t time.Time, a *accessRecord) error {
 	}
 	if a.cache != "" {
 		b = aw.str(b, "cache", a.cache)
+	}
+	if a.traceID != "" {
+		b = aw.str(b, "trace_id", a.traceID)
 	}
 	b = append(b, "}\n"...)
 	_, err := aw.w.Write(b)

@@ -22,6 +22,9 @@ type recordingWriter struct {
 	// cache is the response cache's result for the request ("hit", "miss",
 	// "stale", "bypass"), set by the cache (noteCache); "" on routes without one.
 	cache string
+	// traceID is the request's trace id when its span records (traceRequests);
+	// "" with tracing off or the trace not sampled.
+	traceID string
 }
 
 func (rw *recordingWriter) WriteHeader(code int) {
@@ -160,6 +163,7 @@ func logRequest(logger *slog.Logger, m *metrics, aw *accessWriter, r *http.Reque
 		proto:      r.Proto,
 		errCode:    info.ErrCode,
 		cache:      ex.rw.cache,
+		traceID:    ex.rw.traceID,
 	}
 	if r.URL.RawQuery != "" {
 		// Decoded, so the log masker sees "+86 138…" rather than "%2B86%20138…",
@@ -177,7 +181,7 @@ func logRequest(logger *slog.Logger, m *metrics, aw *accessWriter, r *http.Reque
 		}
 		return
 	}
-	var attrs [14]slog.Attr
+	var attrs [15]slog.Attr
 	logger.LogAttrs(r.Context(), slog.LevelInfo, "request", rec.attrs(attrs[:0])...)
 }
 

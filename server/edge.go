@@ -24,7 +24,8 @@ type edgeState struct {
 
 // newEdge builds the certificate source for cfg's tls section. storage, when not nil,
 // holds ACME certificates shared by the fleet (Redis); otherwise tls.storage_dir does.
-func newEdge(cfg *config.Config, storage certmagic.Storage, logger *slog.Logger) (*edgeState, error) {
+// m counts the ACME orders that fail.
+func newEdge(cfg *config.Config, storage certmagic.Storage, m *metrics, logger *slog.Logger) (*edgeState, error) {
 	tc := cfg.TLS
 	e, err := tlsedge.New(tlsedge.Options{
 		Mode:       tc.Mode,
@@ -41,9 +42,14 @@ func newEdge(cfg *config.Config, storage certmagic.Storage, logger *slog.Logger)
 		Listen:     cfg.Server.Listen,
 		HTTPListen: cfg.Server.HTTPListen,
 		Logger:     logger,
+
+		OnRenewalFailure: m.renewalFailed,
 	})
 	if err != nil {
 		return nil, err
+	}
+	for _, d := range e.ACMEDomains() {
+		m.renewalFailures.WithLabelValues(d) // at zero, so increase() sees the first failure
 	}
 	return &edgeState{tls: tc, edge: e, conf: e.TLSConfig()}, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/signgate/signgate/ratelimit"
 	"github.com/signgate/signgate/reqinfo"
 	"github.com/signgate/signgate/route"
+	"github.com/signgate/signgate/tracing"
 )
 
 // gateway is everything built from one config: the handler chain, the route table and
@@ -81,6 +82,8 @@ type deps struct {
 	tunnels *tunnels
 	// cache is the response cache, whose entries outlive reloads.
 	cache *cache.Cache
+	// tracer exports the request's spans; nil when tracing is off (see tracing.go).
+	tracer *tracing.Tracer
 }
 
 // sharedState is what the gateway keeps in Redis or memory: nonces for auth, the
@@ -190,6 +193,8 @@ func buildGateway(cfg *config.Config, d deps, prev *gateway) (*gateway, error) {
 			Logger:        d.logger,
 			Now:           d.now,
 			OnTokenFetch:  d.metrics.tokenFetched,
+			OnTokenExpiry: d.metrics.tokenHeld,
+			Transport:     tracedDaojiaTransport(d.tracer, dj.Timeout, masks.masker),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("daojia: %w", err)
@@ -201,6 +206,10 @@ func buildGateway(cfg *config.Config, d deps, prev *gateway) (*gateway, error) {
 	for _, rt := range cfg.Routes {
 		before, after := limitsFor(rules, rt.Name, rt.Public)
 		limitBefore, limitAfter := rateLimit(d.limiter, before, d.logger), rateLimit(d.limiter, after, d.logger)
+		limitBefore, limitAfter = traceLimit(d.tracer, before, limitBefore), traceLimit(d.tracer, after, limitAfter)
+		authn := traceStage(d.tracer, "auth", func(next http.Handler) http.Handler {
+			return authenticate(keys, verifier, rt.Verify)(authorize(next))
+		})
 		// WebSocket handshakes: a websocket route takes one once it has passed the
 		// route's checks, and before masking, so a caller whose answers are masked
 		// is refused a tunnel rather than given one unmasked. Any other route
@@ -215,17 +224,17 @@ func buildGateway(cfg *config.Config, d deps, prev *gateway) (*gateway, error) {
 		var mws []middleware
 		switch {
 		case rt.Daojia == "relay":
-			h = relay.Relay(relayPrefix(rt.Match))
-			mws = append(checked(authenticate(keys, verifier, rt.Verify), authorize, limitAfter), maskRelayResponses(masks))
+			h = traceHandler(d.tracer, "daojia relay", relay.Relay(relayPrefix(rt.Match)))
+			mws = append(checked(authn, limitAfter), maskRelayResponses(masks))
 		case rt.Public:
 			h = pools[rt.Upstream].pool
 			mws = checked()
 		case rt.Verify == "daojia-md5":
 			h = pools[rt.Upstream].pool
-			mws = checked(verifyDaojiaCallback(verifier, cfg.Daojia.ServiceKey, cfg.Daojia.ServiceSecret), limitAfter)
+			mws = checked(traceStage(d.tracer, "auth", verifyDaojiaCallback(verifier, cfg.Daojia.ServiceKey, cfg.Daojia.ServiceSecret)), limitAfter)
 		default:
 			h = pools[rt.Upstream].pool
-			mws = append(checked(authenticate(keys, verifier, rt.Verify), authorize, limitAfter), maskResponses(masks))
+			mws = append(checked(authn, limitAfter), maskResponses(masks), traceMasking(d.tracer))
 		}
 		if rt.MaskRequest {
 			mws = append(mws, maskRequests(masks))
@@ -237,7 +246,8 @@ func buildGateway(cfg *config.Config, d deps, prev *gateway) (*gateway, error) {
 		}
 		h = chain(h, mws...)
 		d.metrics.initRoute(rt.Name)
-		table.Add(rt.Pattern, &routeEntry{name: rt.Name, handler: h})
+		entry := &routeEntry{name: rt.Name, handler: h}
+		table.Add(rt.Pattern, entry)
 	}
 
 	var aw *accessWriter
@@ -250,6 +260,7 @@ func buildGateway(cfg *config.Config, d deps, prev *gateway) (*gateway, error) {
 	c := cfg.CORS
 	outer := chain(routeTo(&table, refuse),
 		accessLog(d.logger, d.metrics, d.now, aw),
+		traceRequests(d.tracer, masks.masker),
 		recoverPanic(d.logger),
 		limitBody(cfg.Server.MaxBodyBytes),
 		cors(newCORSPolicy(c.AllowOrigins, c.AllowMethods, c.AllowHeaders, c.ExposeHeaders, c.AllowCredentials, int(c.MaxAge.Seconds()))),

@@ -9,9 +9,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/signgate/signgate/tlsedge"
 )
 
-// metrics are the collectors DESIGN.md names. They hang off a registry per Server so
+// metrics are the collectors docs/design.md names. They hang off a registry per Server so
 // tests can run many servers in one process; labels are bounded (route names from
 // config, status codes, error codes).
 type metrics struct {
@@ -31,6 +33,12 @@ type metrics struct {
 	// cacheRequests counts the requests of cached routes by what the response
 	// cache did: hit, miss, stale, bypass.
 	cacheRequests *prometheus.CounterVec
+	// tokenExpiry is when the 58到家 accessToken this instance holds expires.
+	tokenExpiry prometheus.Gauge
+	// renewalFailures counts failed ACME orders (first issue or renewal), by domain.
+	renewalFailures *prometheus.CounterVec
+	// certs reports the certificates the edge serves now; see watchCertificates.
+	certs certExpiryCollector
 
 	// routes holds each route's series, so a request's metrics are two pointer
 	// loads rather than a label hash and lookup per vector. Copy on write: routes
@@ -97,9 +105,18 @@ func newMetrics() *metrics {
 		cacheRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "signgate_cache_requests_total", Help: "Requests of cached routes, by route and what the response cache did (hit, miss, stale, bypass).",
 		}, []string{"route", "result"}),
+		tokenExpiry: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "signgate_daojia_token_expiry_timestamp_seconds",
+			Help: "Unix time at which the 58到家 accessToken this instance holds expires; 0 while it holds none.",
+		}),
+		renewalFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signgate_tls_renewal_failures_total",
+			Help: "Failed attempts to obtain or renew an ACME certificate, by domain.",
+		}, []string{"name"}),
 	}
 	m.registry.MustRegister(m.requests, m.duration, m.authFailures, m.rateLimited,
 		m.upstreamErrors, m.tokenFetches, m.reloads, m.inFlight, m.tunnels, m.limiterFallbacks, m.cacheRequests,
+		m.tokenExpiry, m.renewalFailures, &m.certs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Series that exist before their first event, so dashboards and rate() see zeros
 	// instead of gaps.
@@ -177,5 +194,54 @@ func (m *metrics) cacheCounters(route string) cacheCounters {
 		miss:   m.cacheRequests.WithLabelValues(route, cacheMiss),
 		stale:  m.cacheRequests.WithLabelValues(route, cacheStale),
 		bypass: m.cacheRequests.WithLabelValues(route, cacheBypass),
+	}
+}
+
+// tokenHeld sets the 58到家 token expiry gauge; the zero time (no token) is 0.
+func (m *metrics) tokenHeld(expiresAt time.Time) {
+	if expiresAt.IsZero() {
+		m.tokenExpiry.Set(0)
+		return
+	}
+	m.tokenExpiry.Set(float64(expiresAt.UnixMilli()) / 1e3)
+}
+
+// renewalFailed counts a failed ACME order for the domain name.
+func (m *metrics) renewalFailed(name string) {
+	m.renewalFailures.WithLabelValues(name).Inc()
+}
+
+// watchCertificates makes /metrics report the certificates current returns, asked at
+// each scrape, so the series follow reloads and renewals without bookkeeping.
+func (m *metrics) watchCertificates(current func() []tlsedge.CertificateExpiry) {
+	m.certs.current.Store(&current)
+}
+
+// certExpiryDesc is signgate_tls_certificate_expiry_timestamp_seconds, which Traefik
+// and Envoy users alert on: WeChat refuses a domain whose certificate has expired.
+var certExpiryDesc = prometheus.NewDesc("signgate_tls_certificate_expiry_timestamp_seconds",
+	"Unix time at which a certificate the edge serves expires (NotAfter), by name: the ACME domain, or the certificate's first DNS name.",
+	[]string{"name"}, nil)
+
+// certExpiryCollector reports the certificates of the edge serving at scrape time.
+type certExpiryCollector struct {
+	current atomic.Pointer[func() []tlsedge.CertificateExpiry]
+}
+
+func (c *certExpiryCollector) Describe(ch chan<- *prometheus.Desc) { ch <- certExpiryDesc }
+
+func (c *certExpiryCollector) Collect(ch chan<- prometheus.Metric) {
+	f := c.current.Load()
+	if f == nil {
+		return
+	}
+	seen := make(map[string]bool)
+	for _, ce := range (*f)() {
+		if seen[ce.Name] { // one series per name, or the registry refuses the scrape
+			continue
+		}
+		seen[ce.Name] = true
+		ch <- prometheus.MustNewConstMetric(certExpiryDesc, prometheus.GaugeValue,
+			float64(ce.NotAfter.Unix()), ce.Name)
 	}
 }

@@ -73,7 +73,7 @@ func (s *Server) apply(cfg *config.Config) error {
 	edge := oldEdge
 	if !reflect.DeepEqual(oldEdge.tls, cfg.TLS) && (oldEdge.conf == nil) == (cfg.TLS.Mode == "off") {
 		var err error
-		if edge, err = newEdge(cfg, s.certStorage, s.logger); err != nil {
+		if edge, err = newEdge(cfg, s.certStorage, s.metrics, s.logger); err != nil {
 			return fmt.Errorf("tls: %w", err)
 		}
 	}
@@ -100,7 +100,7 @@ func (s *Server) apply(cfg *config.Config) error {
 }
 
 // restartOnly lists the settings that changed but are bound at start: the listeners
-// and their timeouts, the shared-state connection, logging, the response cache's
+// and their timeouts, the shared-state connection, logging, tracing, the response cache's
 // sizes, and switching TLS on or off.
 func restartOnly(old, cur *config.Config) []string {
 	var changed []string
@@ -113,6 +113,7 @@ func restartOnly(old, cur *config.Config) []string {
 	check("redis", old.Redis, cur.Redis)
 	check("log", old.Log, cur.Log)
 	check("cache", old.Cache, cur.Cache)
+	check("tracing", old.Tracing, cur.Tracing)
 	if (old.TLS.Mode == "off") != (cur.TLS.Mode == "off") {
 		changed = append(changed, "tls.mode (on/off)")
 	}

@@ -97,12 +97,14 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (s *Server, er
 	if r, ok := store.(*state.Redis); ok {
 		certStorage = tlsedge.NewRedisStorage(r.Client(), tlsedge.RedisStorageOptions{KeyPrefix: cfg.Redis.KeyPrefix, Logger: logger})
 	}
-	edge, err := newEdge(cfg, certStorage, logger)
+	m := newMetrics()
+	edge, err := newEdge(cfg, certStorage, m, logger)
 	if err != nil {
 		return nil, err
 	}
-	s = &Server{cfg: cfg, logger: logger, metrics: newMetrics(), redis: len(cfg.Redis.Addrs) > 0, certStorage: certStorage}
+	s = &Server{cfg: cfg, logger: logger, metrics: m, redis: len(cfg.Redis.Addrs) > 0, certStorage: certStorage}
 	s.edge.Store(edge)
+	m.watchCertificates(func() []tlsedge.CertificateExpiry { return s.edge.Load().edge.Certificates() })
 	s.deps = deps{
 		logger:    logger,
 		metrics:   s.metrics,
@@ -114,6 +116,10 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (s *Server, er
 		tunnels:   newTunnels(s.metrics.tunnels),
 		cache:     newResponseCache(cfg, store, logger),
 	}
+	if err := s.traceWith(cfg, store); err != nil {
+		return nil, err
+	}
+	cleanup = append(cleanup, func() error { return s.deps.tracer.Shutdown(context.Background()) })
 	for _, o := range opts {
 		o(&s.deps)
 	}
@@ -362,6 +368,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	if err := s.deps.store.Close(); err != nil {
 		s.logger.Warn("closing the state store", "err", err)
 	}
+	s.stopTracing()
 	s.logger.Info("stopped")
 	return serveErr
 }

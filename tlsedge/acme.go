@@ -27,6 +27,8 @@ type acmeSource struct {
 	storage certmagic.Storage
 	issuer  certmagic.ACMEIssuer // template for certmagic.NewACMEIssuer
 	zlog    *zap.Logger
+	// onFailure is Options.OnRenewalFailure.
+	onFailure func(name string)
 
 	running atomic.Pointer[acmeRun] // nil until Run
 	ready   atomic.Bool             // latched once every domain has a certificate
@@ -58,9 +60,10 @@ func newACMESource(o Options, log *slog.Logger) (*acmeSource, error) {
 	}
 	zlog := zapToSlog(log)
 	a := &acmeSource{
-		domains: domains,
-		storage: storage,
-		zlog:    zlog,
+		domains:   domains,
+		storage:   storage,
+		zlog:      zlog,
+		onFailure: o.OnRenewalFailure,
 		issuer: certmagic.ACMEIssuer{
 			CA:    ca,
 			Email: o.Email,
@@ -164,6 +167,8 @@ func (a *acmeSource) run(ctx context.Context, log *slog.Logger) {
 		// Clients that send no SNI (by IP address, some probes) still get the
 		// certificate instead of a failed handshake.
 		DefaultServerName: a.domains[0],
+		// cert_failed events feed the renewal-failure counter.
+		OnEvent: a.onCertmagicEvent,
 	})
 	issuer := certmagic.NewACMEIssuer(cfg, a.issuer)
 	cfg.Issuers = []certmagic.Issuer{issuer}

@@ -7,7 +7,8 @@
 // The server owns the listeners; this package only hands it a config whose
 // GetCertificate always returns the current certificate, so a reload never needs a
 // restart or drops a connection: handshakes after the swap see the new certificate,
-// connections already open keep theirs.
+// connections already open keep theirs. Certificates says what is being served and
+// until when, in every mode, for the expiry metric the alarms watch.
 //
 // In acme mode several instances share one certificate through a certmagic.Storage:
 // RedisStorage keeps certificates, the ACME account and challenge data in Redis, and

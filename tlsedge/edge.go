@@ -47,6 +47,12 @@ type Options struct {
 	// HTTPChallengeHandler), and tells certmagic so, which then never opens ports of
 	// its own. HTTPListen "" turns HTTP-01 off.
 	Listen, HTTPListen string
+	// OnRenewalFailure, when set, is told the domain (or "other") of every failed
+	// attempt to obtain or renew an ACME certificate; certmagic retries with
+	// backoff, so an outage at the CA is a steady stream of calls. A first issue
+	// that fails counts too: to WeChat a domain without a certificate is as broken
+	// as one whose certificate expired. Acme mode only.
+	OnRenewalFailure func(name string)
 }
 
 const (

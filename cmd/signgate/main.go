@@ -43,6 +43,10 @@ usage:
                                             partner must send; the secret comes from SIGNGATE_SECRET
   signgate sandbox [-listen 127.0.0.1:9700] [-config F]
                                             a local stand-in for the 58到家 open API
+  signgate explain [-config F] [-key-id CLIENT] METHOD PATH
+                                            say what the gateway does with that request: route,
+                                            checks in order, the answer, for each client
+  signgate schema                           print the JSON Schema of config.yaml
   signgate version                          print version, commit and Go version
 `
 
@@ -66,6 +70,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return sign(args[1:], stdout, stderr)
 	case "sandbox":
 		return sandbox(args[1:], stdout, stderr)
+	case "explain":
+		return explainCmd(args[1:], stdout, stderr)
+	case "schema":
+		return schemaCmd(stdout, stderr)
 	case "version", "-version", "--version":
 		fmt.Fprintf(stdout, "signgate %s (commit %s, %s %s/%s)\n", version, commit, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0
