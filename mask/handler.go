@@ -128,6 +128,17 @@ func (m *Masker) logDigits(v slog.Value, digits []byte) (slog.Value, bool) {
 
 // logFloat masks a float that is a phone number, or whose spelling holds one:
 // handlers print floats as 1.3812345678e+10 (text) or 13812345678 (JSON).
+// Float is how a float log value is masked: the masked text, and true, when the
+// number spells one to mask (the logs write it as a string then); false otherwise.
+// Writers that format log lines themselves use it to write what the handler does.
+func (m *Masker) Float(f float64) (string, bool) {
+	v, changed := m.logFloat(slog.Float64Value(f))
+	if !changed {
+		return "", false
+	}
+	return v.String(), true
+}
+
 func (m *Masker) logFloat(v slog.Value) (slog.Value, bool) {
 	f := v.Float64()
 	var buf [32]byte
