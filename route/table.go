@@ -23,10 +23,8 @@ func (t *Table[T]) Len() int { return len(t.entries) }
 // Lookup returns the value of the first pattern matching method and path, a
 // request's decided form (Decide).
 func (t *Table[T]) Lookup(method, path string) (v T, ok bool) {
-	for i := range t.entries {
-		if t.entries[i].pattern.Match(method, path) {
-			return t.entries[i].value, true
-		}
+	if i := t.Index(method, path); i >= 0 {
+		return t.entries[i].value, true
 	}
 	return v, false
 }
@@ -66,3 +64,6 @@ func (t *Table[T]) Index(method, path string) int {
 	}
 	return -1
 }
+
+// At returns the value of entry i, a position Index returned.
+func (t *Table[T]) At(i int) T { return t.entries[i].value }

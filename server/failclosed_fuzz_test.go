@@ -144,7 +144,7 @@ func FuzzMaskedAnswer(f *testing.F) {
 		}
 		for _, v := range []string{ctype, header, trailer, rng, cond} {
 			if !httpguts.ValidHeaderFieldValue(v) || strings.ContainsAny(v, "\r\n") {
-				t.Skip()
+				return // no client or upstream can send it: not an answer to test
 			}
 		}
 		mu.Lock()

@@ -301,14 +301,14 @@ func routeTo(table *route.Table[*routeEntry], refuse refusal) http.Handler {
 	folded := table.Folded()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		method, path := decided(r)
-		e, ok := table.Lookup(method, path)
-		if !ok {
+		at := table.Index(method, path)
+		if at < 0 {
 			refuse(w, r, apierror.ErrNoRoute)
 			return
 		}
+		e := table.At(at)
 		// Another spelling that selects an earlier (more specific) route than the
 		// one matched would pass the request under a looser policy.
-		at := table.Index(method, path)
 		lower := lowerASCII(path)
 		if i := folded.Index(method, lower); i >= 0 && i < at {
 			refuse(w, r, errSpelling)

@@ -156,7 +156,7 @@ func methodOverrideParam(r *http.Request) *apierror.Error {
 		}
 		return apierror.BadRequest("the request body could not be read")
 	}
-	if !containsFold(string(body), "method") {
+	if !containsFold(body, "method") {
 		return nil
 	}
 	if form {
@@ -169,7 +169,7 @@ func methodOverrideParam(r *http.Request) *apierror.Error {
 	}
 	// multipart (name="_method") and JSON ("_method":): any mention is refused,
 	// rather than parsing either here.
-	if containsFold(string(body), `"_method"`) {
+	if containsFold(body, `"_method"`) {
 		return errMethodOverride
 	}
 	return nil
@@ -190,10 +190,21 @@ func parseQueryLenient(q string) map[string]struct{} {
 	return names
 }
 
-// containsFold reports whether s holds sub, ignoring ASCII case.
-func containsFold(s, sub string) bool {
+// containsFold reports whether s holds sub, ignoring ASCII case; sub is lower
+// case. It reads a body in place, without a string copy of it.
+func containsFold[T ~string | ~[]byte](s T, sub string) bool {
 	for i := 0; i+len(sub) <= len(s); i++ {
-		if strings.EqualFold(s[i:i+len(sub)], sub) {
+		j := 0
+		for ; j < len(sub); j++ {
+			c := s[i+j]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			if c != sub[j] {
+				break
+			}
+		}
+		if j == len(sub) {
 			return true
 		}
 	}

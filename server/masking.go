@@ -802,7 +802,7 @@ func (m *masking) maskForm(q string) (string, bool) {
 		if err != nil {
 			dec = unescapeLenient(value)
 		}
-		if masked, ch := m.masker.String(dec), m.leaks(dec); hasValue && ch {
+		if masked := m.masker.String(dec); hasValue && masked != dec {
 			b.WriteString(name)
 			b.WriteByte('=')
 			b.WriteString(url.QueryEscape(masked))
