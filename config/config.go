@@ -24,6 +24,9 @@ type Config struct {
 	Cache      Cache               `yaml:"cache"`
 	CORS       CORS                `yaml:"cors"`
 	Tracing    Tracing             `yaml:"tracing"`
+	WeChat     WeChat              `yaml:"wechat"`
+	JWT        JWT                 `yaml:"jwt"`
+	OpenAPI    OpenAPI             `yaml:"openapi"`
 	Log        Log                 `yaml:"log"`
 
 	inlineSecrets []string
@@ -117,7 +120,7 @@ type RateLimitPolicy struct {
 
 // RateLimit is one limiter: Rate per Key, optionally only on some routes.
 type RateLimit struct {
-	Key    string   `yaml:"key"`    // ip | client | route
+	Key    string   `yaml:"key"`    // ip | client | route | user, or several joined by "+"
 	Routes []string `yaml:"routes"` // route names; empty: every route
 	Rate   string   `yaml:"rate"`   // "N/s", "N/m" or "N/h"
 	Burst  int      `yaml:"burst"`
@@ -187,6 +190,15 @@ type Route struct {
 	WebSocket bool `yaml:"websocket"`
 	// Cache serves the route's GET answers from the response cache (see RouteCache).
 	Cache RouteCache `yaml:"cache"`
+	// WeChat makes the route the gateway's own WeChat login or logout endpoint
+	// ("login" | "logout"); such a route has no upstream.
+	WeChat string `yaml:"wechat"`
+	// User says whether the route needs an owner's session or JWT: "required"
+	// refuses callers without one (401); "" (the default) passes the owner on when
+	// there is one.
+	User string `yaml:"user"`
+	// Validate checks requests and answers against the OpenAPI specs (see OpenAPI).
+	Validate RouteValidate `yaml:"validate"`
 
 	// Pattern is Match parsed at load time.
 	Pattern route.Pattern `yaml:"-"`

@@ -88,6 +88,7 @@ func setDefaults(c *Config, set map[string]int) {
 
 	cacheDefaults(c, def, set)
 	tracingDefaults(c, def)
+	identityDefaults(c, def)
 
 	m := &c.Masking
 	def("masking.fields", func() { m.Fields = []string{"phone", "mobile", "userPhone", "contactPhone"} })

@@ -72,9 +72,10 @@ func schemaEnums() map[fieldKey][]string {
 		fieldOf[TLS]("MinVersion"):               {"1.2", "1.3"},
 		fieldOf[Client]("Signature"):             {"none", "hmac-sha256", "daojia-md5"},
 		fieldOf[RateLimitPolicy]("RedisFailure"): {"local", "open", "closed"},
-		fieldOf[RateLimit]("Key"):                {"ip", "client", "route"},
 		fieldOf[Route]("Daojia"):                 {"relay"},
 		fieldOf[Route]("Verify"):                 {"", "hmac-sha256", "daojia-md5"},
+		fieldOf[Route]("WeChat"):                 {"", "login", "logout"},
+		fieldOf[Route]("User"):                   {"", "required"},
 		fieldOf[RouteCache]("Scope"):             {"client", "all"},
 		fieldOf[Masking]("Detect"):               {"cn_mobile", "cn_id_card"},
 		fieldOf[Log]("Level"):                    {"debug", "info", "warn", "error"},
@@ -88,6 +89,7 @@ func schemaPatterns() map[fieldKey]string {
 	return map[fieldKey]string{
 		fieldOf[Client]("APIKeySHA256"): `^[0-9a-f]{64}$`,
 		fieldOf[RateLimit]("Rate"):      `^([0-9]+(\.[0-9]*)?|\.[0-9]+)/[smh]$`,
+		fieldOf[RateLimit]("Key"):       `^(ip|client|route|user)(\+(ip|client|route|user))*$`,
 		fieldOf[Route]("Match"):         `^(\*|[A-Z]+) /`,
 	}
 }

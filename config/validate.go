@@ -257,7 +257,7 @@ func (v *validator) rateLimits(c *Config) {
 	for i := range c.RateLimits {
 		rl := &c.RateLimits[i]
 		p := fmt.Sprintf("rate_limits[%d]", i)
-		v.oneOf(p+".key", rl.Key, "ip", "client", "route")
+		v.rateKey(p+".key", rl.Key)
 		n, per, err := parseRate(rl.Rate)
 		switch {
 		case rl.Rate == "":
@@ -278,6 +278,23 @@ func (v *validator) rateLimits(c *Config) {
 				v.addf(fmt.Sprintf("%s.routes[%d]", p, j), "unknown route %q", r)
 			}
 		}
+	}
+}
+
+// rateKey checks a rate limit's key: ip, client, route or user, or several of them
+// joined by "+" ("user+route"), each once.
+func (v *validator) rateKey(path, key string) {
+	seen := map[string]bool{}
+	for part := range strings.SplitSeq(key, "+") {
+		switch {
+		case part != "ip" && part != "client" && part != "route" && part != "user":
+			v.addf(path, `want ip, client, route or user, or several joined by "+" (user+route), got %q`, key)
+			return
+		case seen[part]:
+			v.addf(path, "%q names %s twice", key, part)
+			return
+		}
+		seen[part] = true
 	}
 }
 
@@ -327,6 +344,7 @@ func (v *validator) daojia(d *Daojia) {
 func (v *validator) routes(c *Config) {
 	names := map[string]string{} // name -> path of the route that has it
 	var needsDaojia string       // why the 58到家 account must be set, from the first route needing it
+	var needsIdentity string     // the first route that needs wechat or jwt
 	for i := range c.Routes {
 		rt := &c.Routes[i]
 		p := fmt.Sprintf("routes[%d]", i)
@@ -348,7 +366,13 @@ func (v *validator) routes(c *Config) {
 				v.addf(p+".match", `a daojia: relay route's path must be a fixed prefix ending in /**, such as "POST /daojia/**": what follows the prefix is the 58到家 path (roles' allow lists can narrow it), got %q`, rt.Match)
 			}
 		}
+		v.oneOf(p+".wechat", rt.WeChat, "", "login", "logout")
+		v.oneOf(p+".user", rt.User, "", "required")
 		switch {
+		case rt.WeChat != "":
+			if rt.Upstream != "" || rt.Daojia != "" || rt.Verify != "" || rt.Public || rt.WebSocket || rt.Cache.Enabled {
+				v.addf(p+".wechat", "a wechat: %s route is answered by the gateway itself: it takes no upstream, daojia, verify, public, websocket or cache", rt.WeChat)
+			}
 		case rt.Upstream != "" && rt.Daojia != "":
 			v.addf(p, "set either upstream or daojia: relay, not both")
 		case rt.Upstream == "" && rt.Daojia == "":
@@ -375,6 +399,19 @@ func (v *validator) routes(c *Config) {
 				v.addf(p+".websocket", "a WebSocket handshake is a GET; this route's match %q takes no GET", rt.Match)
 			}
 		}
+		if rt.User == "required" {
+			switch {
+			case rt.Public:
+				v.addf(p+".user", "a public route authenticates nobody: it cannot require a user")
+			case rt.Verify == "daojia-md5":
+				v.addf(p+".user", "a daojia-md5 route takes 58到家's callbacks, which carry no owner: it cannot require a user")
+			case rt.WeChat != "":
+				v.addf(p+".user", "a wechat: %s route cannot require a user", rt.WeChat)
+			}
+		}
+		if (rt.User != "" || rt.WeChat != "") && needsIdentity == "" {
+			needsIdentity = p
+		}
 		if rt.Verify != "" && rt.Verify != "hmac-sha256" && rt.Verify != "daojia-md5" {
 			v.addf(p+".verify", "want hmac-sha256 or daojia-md5 (or leave it out for the client's own scheme), got %q", rt.Verify)
 		}
@@ -390,6 +427,7 @@ func (v *validator) routes(c *Config) {
 			}
 		}
 	}
+	v.identity(c, needsIdentity)
 	if needsDaojia != "" {
 		if c.Daojia.BaseURL == "" {
 			v.addf("daojia.base_url", "required by %s", needsDaojia)

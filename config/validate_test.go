@@ -167,9 +167,9 @@ func TestValidationProblems(t *testing.T) {
 		// rate limits
 		{
 			name: "rate limit with every field wrong",
-			yaml: "rate_limits:\n  - {key: user, rate: 20, burst: -1, routes: [nope]}\n",
+			yaml: "rate_limits:\n  - {key: owner, rate: 20, burst: -1, routes: [nope]}\n",
 			want: []string{
-				`rate_limits[0].key (line 2): want one of ip, client, route; got "user"`,
+				`rate_limits[0].key (line 2): want ip, client, route or user, or several joined by "+" (user+route), got "owner"`,
 				`rate_limits[0].rate (line 2): want N/s, N/m or N/h such as "20/s", got "20"`,
 				`rate_limits[0].burst (line 2): may not be negative, got -1`,
 				`rate_limits[0].routes[0] (line 2): unknown route "nope"`,

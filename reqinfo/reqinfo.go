@@ -21,7 +21,11 @@ type Info struct {
 	Route         string // route name from config; "" until matched
 	Client        string // client id; "" until authenticated
 	Roles         []string
-	ErrCode       string // the apierror code written, if any
+	// User is the owner calling (a WeChat session's openid, or a JWT's claim); ""
+	// when the request carries none. UnionID is the session's unionid when known.
+	User    string
+	UnionID string
+	ErrCode string // the apierror code written, if any
 }
 
 type ctxKey struct{}

@@ -127,6 +127,11 @@ func rateLimit(lim ratelimit.Limiter, rules []*ratelimit.Rule, logger *slog.Logg
 			var d ratelimit.Decision
 			decided := false
 			for _, rule := range rules {
+				if info.User == "" && keyHas(rule.Key, "user") {
+					// An owner's budget needs an owner: a request without a
+					// session or JWT is held by the route's other rules.
+					continue
+				}
 				got, err := lim.Allow(r.Context(), rule, limitKey(rule, r, info))
 				if err != nil {
 					// Only a bug gets here (the fallback limiter absorbs Redis
@@ -171,6 +176,8 @@ func limitKey(rule *ratelimit.Rule, r *http.Request, info *reqinfo.Info) string 
 			return info.Client
 		case "route":
 			return info.Route
+		case "user":
+			return info.User
 		}
 		return p
 	}
