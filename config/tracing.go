@@ -16,6 +16,10 @@ type Tracing struct {
 	SampleRatio float64 `yaml:"sample_ratio"`
 	// ServiceName is the service.name the spans carry.
 	ServiceName string `yaml:"service_name"`
+	// QueueSize bounds the spans waiting for export. A span ended while the queue is
+	// full is dropped and counted (signgate_trace_spans_dropped_total); a request
+	// never waits for the collector.
+	QueueSize int `yaml:"queue_size"`
 }
 
 // tracingDefaults fills the tracing section.
@@ -23,6 +27,7 @@ func tracingDefaults(c *Config, def func(string, func())) {
 	t := &c.Tracing
 	def("tracing.sample_ratio", func() { t.SampleRatio = 0.1 })
 	def("tracing.service_name", func() { t.ServiceName = "signgate" })
+	def("tracing.queue_size", func() { t.QueueSize = 2048 })
 }
 
 // tracing checks the tracing section.
@@ -37,6 +42,9 @@ func (v *validator) tracing(t *Tracing) {
 	}
 	if r := t.SampleRatio; math.IsNaN(r) || r < 0 || r > 1 {
 		v.addf("tracing.sample_ratio", "want a ratio from 0 to 1 (0.1: one new trace in ten), got %v", r)
+	}
+	if t.QueueSize < 64 || t.QueueSize > 1<<20 {
+		v.addf("tracing.queue_size", "want from 64 to 1048576 spans, got %d", t.QueueSize)
 	}
 	if t.ServiceName == "" {
 		v.addf("tracing.service_name", "required (the service.name of every span)")

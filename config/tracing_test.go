@@ -4,8 +4,8 @@ import "testing"
 
 func TestTracingDefaults(t *testing.T) {
 	cfg := mustParse(t, "")
-	if tr := cfg.Tracing; tr.OTLPEndpoint != "" || tr.SampleRatio != 0.1 || tr.ServiceName != "signgate" {
-		t.Errorf("tracing defaults: %+v, want off, ratio 0.1, service signgate", tr)
+	if tr := cfg.Tracing; tr.OTLPEndpoint != "" || tr.SampleRatio != 0.1 || tr.ServiceName != "signgate" || tr.QueueSize != 2048 {
+		t.Errorf("tracing defaults: %+v, want off, ratio 0.1, service signgate, queue 2048", tr)
 	}
 	cfg = mustParse(t, "tracing: {otlp_endpoint: \"http://127.0.0.1:4318\", sample_ratio: 0, service_name: gw-a}\n")
 	if tr := cfg.Tracing; tr.OTLPEndpoint != "http://127.0.0.1:4318" || tr.SampleRatio != 0 || tr.ServiceName != "gw-a" {
@@ -42,6 +42,11 @@ func TestTracingValidation(t *testing.T) {
 			name: "a ratio that is not a number",
 			yaml: "tracing:\n  sample_ratio: ten percent\n",
 			want: []string{`tracing.sample_ratio (line 2): want a number such as 0.1, got "ten percent"`},
+		},
+		{
+			name: "a queue too small to hold one batch",
+			yaml: "tracing:\n  queue_size: 10\n",
+			want: []string{`tracing.queue_size (line 2): want from 64 to 1048576 spans, got 10`},
 		},
 		{
 			name: "an unknown key",

@@ -163,6 +163,7 @@ func buildGateway(cfg *config.Config, d deps, prev *gateway) (*gateway, error) {
 		maxBody: cfg.Masking.MaxBodyBytes,
 		logger:  d.logger,
 		audit:   d.audit,
+		tracer:  d.tracer,
 	}
 	keys, err := auth.NewKeys(byHash)
 	if err != nil {

@@ -18,6 +18,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/signgate/signgate/apierror"
 	"github.com/signgate/signgate/auth"
@@ -25,6 +28,7 @@ import (
 	"github.com/signgate/signgate/mask"
 	"github.com/signgate/signgate/proxy"
 	"github.com/signgate/signgate/reqinfo"
+	"github.com/signgate/signgate/tracing"
 )
 
 // newMasker compiles the masking section. Logs use the same masker whatever the
@@ -44,6 +48,9 @@ type masking struct {
 	maxBody int64
 	logger  *slog.Logger
 	audit   *slog.Logger
+	// tracer, when tracing is on, gives the masking of a large relay answer a span
+	// (proxied answers get theirs from traceMasking).
+	tracer *tracing.Tracer
 }
 
 // maskResponses masks the upstream's answer for clients whose roles say mask, and
@@ -142,10 +149,15 @@ func (m *masking) maskCaptured(next http.Handler, w http.ResponseWriter, r *http
 	cw := &capturingWriter{header: w.Header()}
 	next.ServeHTTP(cw, r)
 	body := cw.body.Bytes()
+	start := time.Now()
 	if masked, changed, err := m.masker.JSON(nil, body); err == nil && changed {
 		body = masked
 	} else if err != nil {
 		body, _ = m.masker.Text(nil, body)
+	}
+	if m.tracer != nil && cw.body.Len() > maskedBodySpan && tracing.Recording(r.Context()) {
+		m.tracer.Record(r.Context(), "mask response", start, time.Now(),
+			attribute.Int64("signgate.body_bytes", int64(cw.body.Len())))
 	}
 	m.maskHeader(w.Header())
 	w.Header().Del("Content-Length")

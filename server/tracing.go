@@ -45,6 +45,7 @@ func newTracer(tc config.Tracing, m *metrics, logger *slog.Logger) (*tracing.Tra
 		Endpoint:    tc.OTLPEndpoint,
 		SampleRatio: tc.SampleRatio,
 		ServiceName: tc.ServiceName,
+		QueueSize:   tc.QueueSize,
 		Logger:      logger,
 	})
 	if err != nil || t == nil {

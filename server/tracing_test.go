@@ -435,3 +435,68 @@ func TestTracingAccessLineMatchesSlog(t *testing.T) {
 		t.Errorf("line without trace_id last: %s", got)
 	}
 }
+
+// Masking a large 58到家 answer on a relay route gets a span too, under the relay
+// request's server span; a small one does not.
+func TestTracingLargeRelayMasking(t *testing.T) {
+	rcv := testotlp.Start(t)
+	var big strings.Builder
+	big.WriteString(`{"code":0,"message":"ok","data":[`)
+	for i := 0; big.Len() < 100<<10; i++ {
+		if i > 0 {
+			big.WriteByte(',')
+		}
+		fmt.Fprintf(&big, `{"userId":"u%d","userPhone":"15888888888","userRemark":"%s"}`, i, strings.Repeat("x", 64))
+	}
+	big.WriteString(`]}`)
+	platform := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/api/v1/token/getAccessToken":
+			io.WriteString(w, `{"code":0,"message":"ok","data":{"accessToken":"tok-relay-span","expiresIn":7200}}`)
+		case "/api/v1/serviceUser/getAllServiceUser":
+			io.WriteString(w, big.String())
+		default:
+			io.WriteString(w, `{"code":0,"message":"ok","data":{"userPhone":"15888888888"}}`)
+		}
+	}))
+	t.Cleanup(platform.Close)
+	g := startGateway(t, fmt.Sprintf(`
+server: {listen: "127.0.0.1:0", http_listen: "", admin_listen: "127.0.0.1:0"}
+tls: {mode: self_signed}
+clients:
+  - {id: provider, api_key_sha256: %q, roles: [masked]}
+roles:
+  masked: {allow: ["POST /daojia/**"], mask: true}
+daojia: {base_url: %q, service_key: %q, service_secret: %q, timeout: 2s}
+routes:
+  - {name: relay, match: "POST /daojia/**", daojia: relay}
+tracing: {otlp_endpoint: %q, sample_ratio: 1}
+`, auth.HashKey(providerKey), platform.URL, djKey, djSecret, rcv.URL))
+	for _, p := range []string{"/daojia/serviceUser/getAllServiceUser", "/daojia/serviceUser/getServiceUser"} {
+		resp, body := g.do(t, "POST", p, providerKey, strings.NewReader(`{}`), "Content-Type", "application/json")
+		if resp.StatusCode != http.StatusOK || strings.Contains(string(body), "15888888888") || !strings.Contains(string(body), "158****8888") {
+			t.Fatalf("%s: %d, want 200 with the phone masked", p, resp.StatusCode)
+		}
+	}
+	flushTraces(t, g)
+	spans := rcv.WaitFor(t, 5*time.Second, func(s []testotlp.Span) bool { return len(testotlp.Named(s, "POST relay")) == 2 })
+	masks := testotlp.Named(spans, "mask response")
+	if len(masks) != 1 {
+		t.Fatalf("%d mask spans, want 1 (the large answer's): %s", len(masks), spanNames(spans))
+	}
+	parent := spanOf(t, spans, func(s testotlp.Span) bool { return s.SpanID == masks[0].ParentSpanID }, "mask's parent")
+	if parent.Name != "POST relay" || parent.Attrs["url.path"] != "/daojia/serviceUser/getAllServiceUser" {
+		t.Errorf("mask span's parent is %s %s, want the large relay request's server span", parent.Name, parent.Attrs["url.path"])
+	}
+	if n := masks[0].Attrs["signgate.body_bytes"]; len(n) < 6 {
+		t.Errorf("signgate.body_bytes = %q, want above 64 KB", n)
+	}
+	for _, s := range spans {
+		for k, v := range s.Attrs {
+			if len(leakcheck.FindString(v)) > 0 || strings.Contains(v, "tok-relay-span") {
+				t.Errorf("span %s attribute %s = %q leaks a phone or the token", s.Name, k, v)
+			}
+		}
+	}
+}
