@@ -89,6 +89,10 @@ func (rep report) markdown() string {
 				"`signgate_cache_requests_total` counts at least %.0f %% of the measured requests as hits.\n",
 				loadCore, 100*minHitShare)
 		}
+		if _, ok := rep.get("6t"); ok {
+			b.WriteString("\nTraced row (6t): row 6 with `tracing: {sample_ratio: 1}`, every request's spans (server, auth, upstream) " +
+				"batched and exported over OTLP/HTTP protobuf to the upstream process, which reads and acknowledges them as a collector would.\n")
+		}
 	}
 
 	direct, haveDirect := rep.get("lat1")
@@ -168,6 +172,7 @@ func (rep report) targets() [][]string {
 	ratio("cached route, in-process hit (6c) ≥ 2× uncached (6)", "6c", "6", 2)
 	ratio("cached route, Redis hit (6r) ≥ uncached (6)", "6r", "6", 1)
 	ratio("in-process hit (6c) ≥ 0.6× nginx proxy_cache hit (3c)", "6c", "3c", 0.6)
+	ratio("traced at ratio 1.0 (6t) ≥ 0.85× untraced (6)", "6t", "6", 0.85)
 	added := func(label, id string, pick func(measured) time.Duration, limit time.Duration) {
 		d, ok1 := rep.get("lat1")
 		m, ok2 := rep.get(id)

@@ -42,6 +42,9 @@ type signgateSetup struct {
 	// (cache.memory_bytes: 0), so every hit is read from Redis (needs redis). A cached
 	// row without it has the in-process tier and no Redis, as row 6.
 	cacheRedisOnly bool
+	// tracing turns OpenTelemetry on at sample ratio 1.0, exporting over OTLP/HTTP
+	// to the upstream process, which takes the spans as a collector would.
+	tracing bool
 }
 
 // request is what wrk sends.
@@ -79,6 +82,9 @@ var allRows = []row{
 		req: request{path: pathServices, apiKey: appKey}},
 	{id: "6r", num: "6r", name: "signgate, cached route, Redis hit", system: sysSigngate, cached: true,
 		setup: signgateSetup{redis: true, cacheRedisOnly: true}, req: request{path: pathServices, apiKey: appKey}},
+	// Issue 19: row 6 with every request traced and exported.
+	{id: "6t", num: "6t", name: "signgate, API key + RBAC, traced (ratio 1.0, OTLP/HTTP)", system: sysSigngate,
+		setup: signgateSetup{tracing: true}, req: request{path: pathServices, apiKey: appKey}},
 	{id: "7", num: "7", name: "signgate, + local rate limit (ip + client)", system: sysSigngate, req: request{path: pathLimited, apiKey: appKey}},
 	{id: "8", num: "8", name: "signgate, + hmac-sha256; nonces and limits in Redis", system: sysSigngate,
 		setup: signgateSetup{redis: true}, req: request{path: pathLimited, apiKey: signerKey, secret: signerSecret}},

@@ -266,6 +266,9 @@ func (l *lab) startSigngate(r row) (*sut, error) {
 		cacheConf = fmt.Sprintf("cache: {memory_bytes: %d}\n", memory)
 		servicesCache = ", cache: {ttl: 60s, scope: all}"
 	}
+	if r.setup.tracing {
+		cacheConf += fmt.Sprintf("tracing: {otlp_endpoint: \"http://%s\", sample_ratio: 1}\n", l.upstream)
+	}
 	daojia, relay := "", ""
 	if r.setup.relay {
 		daojia = fmt.Sprintf("daojia: {base_url: %q, service_key: %q, service_secret: %q}\n", l.sandbox, daojiaServiceKey, daojiaServiceSecret)

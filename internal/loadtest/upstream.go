@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -17,6 +18,9 @@ import (
 
 // payload is a typical small JSON answer of the backend (a service list entry).
 var payload = []byte(`{"code":0,"data":[{"id":1,"name":"日常保洁","price":"50.00","unit":"hour"},{"id":2,"name":"空调清洗","price":"120.00","unit":"unit"}]}`)
+
+// otlpTracesPath takes the spans of the tracing rows (see upstreamMain).
+const otlpTracesPath = "/v1/traces"
 
 // ordersPath serves orders; every other path serves payload.
 const ordersPath = "/api/orders"
@@ -51,6 +55,13 @@ func upstreamMain(args []string) int {
 		return 2
 	}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == otlpTracesPath {
+			// The tracing rows' collector: take the OTLP/HTTP export and answer
+			// success (an empty ExportTraceServiceResponse), as a collector would.
+			_, _ = io.Copy(io.Discard, r.Body)
+			w.Header().Set("Content-Type", "application/x-protobuf")
+			return
+		}
 		w.Header().Set("Content-Type", "application/json")
 		if r.URL.Path == ordersPath {
 			_, _ = w.Write(orders)
