@@ -86,6 +86,7 @@ func (b *Backend) createOrder(w http.ResponseWriter, r *http.Request) error {
 	o.Status = StatusPending
 	o.History = []StatusChange{{Status: StatusPending, At: now}}
 	o.CreatedAt = now
+	o.Owner = r.Header.Get("X-WX-OpenID")
 
 	b.mu.Lock()
 	if len(b.byID) >= maxOrders {
@@ -105,8 +106,18 @@ func (b *Backend) createOrder(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// getOrder answers one order. An owner (a request with X-WX-OpenID, which the
+// gateway sets from her session and removes from anyone else's request) sees only
+// her own orders: another's answers exactly as an order that does not exist, so ids
+// cannot be probed. Providers and the ops console carry no openid and see any order.
 func (b *Backend) getOrder(w http.ResponseWriter, r *http.Request) error {
-	return b.withOrder(w, r, func(*Order) error { return nil })
+	caller := r.Header.Get("X-WX-OpenID")
+	return b.withOrder(w, r, func(o *Order) error {
+		if caller != "" && o.Owner != caller {
+			return notFound("no order %d", o.ID)
+		}
+		return nil
+	})
 }
 
 func (b *Backend) assignStaff(w http.ResponseWriter, r *http.Request) error {

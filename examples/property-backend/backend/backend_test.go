@@ -164,3 +164,36 @@ func TestConcurrentBookings(t *testing.T) {
 		t.Fatalf("order 20: %d %v", status, o)
 	}
 }
+
+// An owner reads her own order; another owner gets what a missing order gets, and a
+// caller with no openid (a provider) still sees it.
+func TestOwnerSeesOnlyHerOrders(t *testing.T) {
+	b := newTestBackend()
+	do := func(method, path, body, openid string) (int, string) {
+		r := httptest.NewRequest(method, path, strings.NewReader(body))
+		if openid != "" {
+			r.Header.Set("X-WX-OpenID", openid)
+		}
+		w := httptest.NewRecorder()
+		b.ServeHTTP(w, r)
+		return w.Code, w.Body.String()
+	}
+	code, body := do("POST", "/api/orders", goodBooking, "o-alice")
+	if code != http.StatusCreated {
+		t.Fatalf("booking: %d %s", code, body)
+	}
+	if strings.Contains(body, "o-alice") {
+		t.Errorf("the order answer carries the owner's openid: %s", body)
+	}
+	if code, body := do("GET", "/api/orders/1", "", "o-alice"); code != http.StatusOK {
+		t.Errorf("owner reads her order: %d %s", code, body)
+	}
+	_, missing := do("GET", "/api/orders/2", "", "o-bob")
+	code, body = do("GET", "/api/orders/1", "", "o-bob")
+	if code != http.StatusNotFound || strings.Replace(body, "no order 1", "no order 2", 1) != missing {
+		t.Errorf("another owner: %d %s, want the answer of a missing order (%s)", code, body, missing)
+	}
+	if code, body := do("GET", "/api/orders/1", "", ""); code != http.StatusOK {
+		t.Errorf("a caller with no openid (provider): %d %s", code, body)
+	}
+}

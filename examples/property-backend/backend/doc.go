@@ -19,8 +19,10 @@
 // bad_request with a message naming the field. Errors use signgate's JSON envelope,
 // {"code","message","request_id"}, with the X-Request-Id the gateway sent.
 //
-// The backend trusts its callers' identity to the gateway (X-Signgate-Client) and
-// does not check it: in production it would also check that the owner asking for an
-// order is the one who booked it (the mini-program's session), which is the
-// backend's concern, not the gateway's.
+// The backend trusts its callers' identity to the gateway: X-Signgate-Client (which
+// app or provider) and X-WX-OpenID (which owner, from her WeChat-login session; the
+// gateway removes a caller's own copy). An order booked with an openid is the
+// owner's: another owner asking for it gets 404 not_found, the answer an order that
+// does not exist gets, so ids cannot be probed. Whether an owner may see an order is
+// the backend's decision; the gateway only says, reliably, who is asking.
 package backend

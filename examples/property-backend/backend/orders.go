@@ -63,6 +63,9 @@ type Order struct {
 	Staff           *Staff         `json:"staff"` // null until a provider assigns someone
 	History         []StatusChange `json:"history"`
 	CreatedAt       time.Time      `json:"created_at"`
+	// Owner is the openid of the owner who booked it (X-WX-OpenID, set by the
+	// gateway from her WeChat session), "" when booked without one.
+	Owner string `json:"-"`
 }
 
 // Staff is the provider's person sent to do the job.
