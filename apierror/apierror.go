@@ -1,5 +1,7 @@
 // Package apierror is the one error type the gateway answers with and the one writer
-// of DESIGN.md's JSON envelope: {"code":…,"message":…,"request_id":…}.
+// of DESIGN.md's JSON envelope: {"code":…,"message":…,"request_id":…}, with
+// "errors":[{"in":…,"at":…,"message":…}] added when a request breaks the interface
+// spec in one or more places.
 package apierror
 
 import (
@@ -18,6 +20,19 @@ type Error struct {
 	Message string
 	// Header holds extra response headers (Retry-After, RateLimit-*).
 	Header http.Header
+	// Errors, when set, are the envelope's "errors": every problem found with the
+	// request, each where it is and what is wrong (a request the interface spec
+	// refuses).
+	Errors []FieldError
+}
+
+// FieldError is one problem with a request: the part it is in (path, query, header
+// or body), where in that part (a JSON Pointer such as "/phone" into a body, a
+// parameter's name), and what is wrong.
+type FieldError struct {
+	In      string `json:"in"`
+	At      string `json:"at"`
+	Message string `json:"message"`
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
@@ -41,9 +56,10 @@ var (
 func BadRequest(msg string) *Error { return New(http.StatusBadRequest, "bad_request", msg) }
 
 type envelope struct {
-	Code      string `json:"code"`
-	Message   string `json:"message"`
-	RequestID string `json:"request_id"`
+	Code      string       `json:"code"`
+	Message   string       `json:"message"`
+	RequestID string       `json:"request_id"`
+	Errors    []FieldError `json:"errors,omitempty"`
 }
 
 // Write answers r with err as the JSON envelope. An error that is not an *Error is a
@@ -55,7 +71,7 @@ func Write(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	info := reqinfo.Of(r)
 	info.ErrCode = e.Code
-	body, _ := json.Marshal(envelope{Code: e.Code, Message: e.Message, RequestID: info.RequestID})
+	body, _ := json.Marshal(envelope{Code: e.Code, Message: e.Message, RequestID: info.RequestID, Errors: e.Errors})
 	body = append(body, '\n')
 	h := w.Header()
 	for k, vs := range e.Header {

@@ -28,25 +28,34 @@ var daojiaRequired = [...]string{daojia.SignParam, "timestamp", "serviceKey"}
 // changing its case does not make a replay look new. Checks run in VerifyHMAC's
 // order: format, skew, signature, and the replay record last.
 func (v *Verifier) VerifyDaojia(ctx context.Context, body []byte, contentType, replayScope, wantServiceKey string, secret secret.Secret) error {
+	rp, err := v.CheckDaojia(body, contentType, replayScope, wantServiceKey, secret)
+	if err != nil {
+		return err
+	}
+	return v.Remember(ctx, rp)
+}
+
+// CheckDaojia is VerifyDaojia up to the replay check, as CheckHMAC is VerifyHMAC's.
+func (v *Verifier) CheckDaojia(body []byte, contentType, replayScope, wantServiceKey string, secret secret.Secret) (Replay, error) {
 	if secret.IsZero() {
-		return errNoSecret
+		return Replay{}, errNoSecret
 	}
 	params, err := daojia.ParseParams(body, contentType)
 	if err != nil {
-		return apierror.BadRequest(err.Error())
+		return Replay{}, apierror.BadRequest(err.Error())
 	}
 	for _, name := range daojiaRequired {
 		if params[name] == "" {
-			return apierror.New(http.StatusUnauthorized, "missing_credentials",
+			return Replay{}, apierror.New(http.StatusUnauthorized, "missing_credentials",
 				"the "+name+" parameter is required: this call is signed with daojia-md5")
 		}
 	}
 	ts, err := daojia.ParseTimestamp(params["timestamp"])
 	if err != nil {
-		return apierror.BadRequest(err.Error())
+		return Replay{}, apierror.BadRequest(err.Error())
 	}
 	if err := v.checkSkew(ts); err != nil {
-		return err
+		return Replay{}, err
 	}
 
 	given := strings.ToUpper(params[daojia.SignParam])
@@ -57,7 +66,7 @@ func (v *Verifier) VerifyDaojia(ctx context.Context, body []byte, contentType, r
 		ok &= subtle.ConstantTimeCompare([]byte(params["serviceKey"]), []byte(wantServiceKey))
 	}
 	if ok != 1 {
-		return errInvalidSignature
+		return Replay{}, errInvalidSignature
 	}
-	return v.remember(ctx, "daojia-sign:"+replayScope+":"+given, "sign")
+	return v.replay("daojia-sign", replayScope, given, "sign"), nil
 }

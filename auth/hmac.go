@@ -43,38 +43,49 @@ var (
 // replayed, 503 state_unavailable), so a request with a bad signature never records
 // its nonce and cannot be used to burn a genuine caller's.
 func (v *Verifier) VerifyHMAC(ctx context.Context, r *http.Request, body []byte, clientID string, secret secret.Secret) error {
+	rp, err := v.CheckHMAC(r, body, clientID, secret)
+	if err != nil {
+		return err
+	}
+	return v.Remember(ctx, rp)
+}
+
+// CheckHMAC is VerifyHMAC up to the replay check: every check but the nonce store's,
+// in the same order. It returns the Replay the caller must record before letting the
+// request through (Remember, or Recorded).
+func (v *Verifier) CheckHMAC(r *http.Request, body []byte, clientID string, secret secret.Secret) (Replay, error) {
 	if secret.IsZero() {
-		return errNoSecret
+		return Replay{}, errNoSecret
 	}
 	ts, err := signedHeader(r.Header, headerTimestamp)
 	if err != nil {
-		return err
+		return Replay{}, err
 	}
 	nonce, err := signedHeader(r.Header, headerNonce)
 	if err != nil {
-		return err
+		return Replay{}, err
 	}
 	sig, err := signedHeader(r.Header, headerSignature)
 	if err != nil {
-		return err
+		return Replay{}, err
 	}
 	unix, ok := parseUnixSeconds(ts)
 	if !ok {
-		return errBadTimestamp
+		return Replay{}, errBadTimestamp
 	}
 	if !validNonce(nonce) {
-		return errBadNonce
+		return Replay{}, errBadNonce
 	}
 	var given [sha256.Size]byte
 	if !decodeLowerHex(given[:], sig) {
-		return errBadSignature
+		return Replay{}, errBadSignature
 	}
 	query, err := CanonicalQuery(r.URL.RawQuery)
 	if err != nil {
-		return apierror.BadRequest(err.Error())
+		return Replay{}, apierror.BadRequest(err.Error())
 	}
 	if err := v.checkSkew(time.Unix(unix, 0)); err != nil {
-		return err
+		return Replay{}, err
 	}
 
 	path := r.URL.EscapedPath()
@@ -82,10 +93,10 @@ func (v *Verifier) VerifyHMAC(ctx context.Context, r *http.Request, body []byte,
 	mac.Write(appendStringToSign(make([]byte, 0, stringToSignLen(r.Method, path, query, ts, nonce)),
 		r.Method, path, query, ts, nonce, body))
 	if !hmac.Equal(mac.Sum(nil), given[:]) {
-		return errInvalidSignature
+		return Replay{}, errInvalidSignature
 	}
 	// The key is per client: two partners picking the same nonce do not collide.
-	return v.remember(ctx, "nonce:"+clientID+":"+nonce, "nonce")
+	return v.replay("nonce", clientID, nonce, "nonce"), nil
 }
 
 // signedHeader returns the one value of a required signature header. An empty value

@@ -26,6 +26,10 @@ type Client struct {
 	// UnmaskRole names the first of the client's roles with unmask: it sees full
 	// values, overriding Mask, and each such response is audited under that role.
 	UnmaskRole string
+	// UserExempt is set when one of the client's roles says user_exempt: the
+	// client acts for itself (a provider's server, the ops console), not for an
+	// owner, and passes user: required routes without one.
+	UserExempt bool
 }
 
 // Keys finds clients by API key. Only SHA-256 digests of keys are held, so a leaked

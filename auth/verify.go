@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/signgate/signgate/apierror"
+	"github.com/signgate/signgate/state"
 )
 
 // NonceStore is the part of the shared state the verifier needs: set a key only if it
@@ -104,18 +105,46 @@ func (v *Verifier) logStoreError(ctx context.Context, err error) {
 		slog.Any("error", err))
 }
 
-// remember records key in the nonce store; a key already there is a replay. It runs
-// only after the signature has been checked, so a forged request cannot use up a
-// nonce a genuine one will carry. A store error fails closed: accepting the request
-// would silently switch replay protection off.
-func (v *Verifier) remember(ctx context.Context, key, what string) error {
-	fresh, err := v.Nonces.SetNX(ctx, key, "1", v.nonceTTL())
+// Replay is what a request whose signature matched leaves against being replayed: a
+// key in the nonce store, remembered for TTL. The request may pass only once Replay
+// is recorded, fresh: by Remember, or together with the request's rate limits (see
+// Recorded).
+type Replay struct {
+	// Key is the nonce store's key: "nonce:{<client>}:<nonce>" or
+	// "daojia-sign:{<client, or daojia>}:<SIGN>". The client is a hash tag
+	// (state.HashTag), so on a Redis Cluster a client's nonces share a slot with
+	// its rate-limit buckets, and one script can check both.
+	Key string
+	// TTL is how long the key is kept: auth.nonce_ttl, never less than 2×Skew + 1s.
+	TTL time.Duration
+	// what names the replayed thing in the answer: "nonce" or "sign".
+	what string
+}
+
+func (v *Verifier) replay(kind, scope, value, what string) Replay {
+	return Replay{Key: kind + ":" + state.HashTag(scope) + ":" + value, TTL: v.nonceTTL(), what: what}
+}
+
+// Remember records rp in the nonce store; a key already there is a replay. Call it
+// only once the signature has been checked (VerifyHMAC and VerifyDaojia do), so a
+// forged request cannot use up a nonce a genuine one will carry. A store error fails
+// closed: accepting the request would silently switch replay protection off.
+func (v *Verifier) Remember(ctx context.Context, rp Replay) error {
+	fresh, err := v.Nonces.SetNX(ctx, rp.Key, "1", rp.TTL)
+	return v.Recorded(ctx, rp, fresh, err)
+}
+
+// Recorded is Remember's answer for rp when rp was recorded elsewhere, fresh or not
+// or failing with err: nil, 401 replayed, or 503 state_unavailable (logged, at most
+// once a second). The gateway records it in one script with the request's rate
+// limits, one round trip to Redis for both.
+func (v *Verifier) Recorded(ctx context.Context, rp Replay, fresh bool, err error) error {
 	if err != nil {
 		v.logStoreError(ctx, err)
 		return errStateUnavailable
 	}
 	if !fresh {
-		return apierror.New(http.StatusUnauthorized, "replayed", "this "+what+" was already used")
+		return apierror.New(http.StatusUnauthorized, "replayed", "this "+rp.what+" was already used")
 	}
 	return nil
 }

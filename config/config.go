@@ -103,6 +103,10 @@ type Role struct {
 	Allow  []string `yaml:"allow"`
 	Mask   bool     `yaml:"mask"`
 	Unmask bool     `yaml:"unmask"`
+	// UserExempt lets the role's clients through user: required routes without an
+	// owner's session: servers that act for themselves, such as a provider's or the
+	// ops console, on routes that owners' mini-programs call too.
+	UserExempt bool `yaml:"user_exempt"`
 
 	// AllowSet is Allow parsed at load time.
 	AllowSet route.Set `yaml:"-"`

@@ -31,6 +31,7 @@ var testEnv = envOf(map[string]string{
 	"KEY_B":                 keyB,
 	"SUNSHINE_SECRET":       "sunshine-s3cret",
 	"DAOJIA_SERVICE_SECRET": "daojia-s3cret",
+	"WECHAT_APP_SECRET":     "wechat-s3cret",
 	DemoKeyEnv:              keyA,
 })
 
@@ -119,7 +120,7 @@ func TestRepoConfigNeedsItsSecrets(t *testing.T) {
 	if !errors.As(err, &errs) {
 		t.Fatalf("Parse with no environment: err = %v, want Errors", err)
 	}
-	for _, name := range []string{"SUNSHINE_SECRET", "DAOJIA_SERVICE_SECRET"} {
+	for _, name := range []string{"SUNSHINE_SECRET", "DAOJIA_SERVICE_SECRET", "WECHAT_APP_SECRET"} {
 		if !strings.Contains(err.Error(), "environment variable "+name+" is not set") {
 			t.Errorf("no problem names %s:\n%v", name, err)
 		}
@@ -336,6 +337,7 @@ func TestSecretsDoNotLeak(t *testing.T) {
 		"SUNSHINE_SECRET":       "sunshine-s3cret",
 		"DAOJIA_SERVICE_SECRET": "daojia-s3cret",
 		"REDIS_PASSWORD":        "redis-s3cret",
+		"WECHAT_APP_SECRET":     "wechat-s3cret",
 	})
 	cfg, err := Parse(data, env)
 	if err != nil {
@@ -343,7 +345,7 @@ func TestSecretsDoNotLeak(t *testing.T) {
 	}
 	for _, verb := range []string{"%v", "%+v", "%#v"} {
 		out := fmt.Sprintf(verb, cfg)
-		for _, s := range []string{"sunshine-s3cret", "daojia-s3cret", "redis-s3cret"} {
+		for _, s := range []string{"sunshine-s3cret", "daojia-s3cret", "redis-s3cret", "wechat-s3cret"} {
 			if strings.Contains(out, s) {
 				t.Errorf("fmt %s of the config shows %q", verb, s)
 			}

@@ -88,6 +88,11 @@ func (v *validator) identity(c *Config, route string) {
 		v.addf("jwt", "set jwks_url or hs256_secret, not both")
 	case j.JWKSURL != "":
 		v.httpURL("jwt.jwks_url", j.JWKSURL)
+		if j.Audience == "" {
+			// An identity provider's keys sign the tokens of every app it serves:
+			// without an audience, a token meant for another app would do here.
+			v.addf("jwt.audience", "required with jwks_url: the provider's keys sign every app's tokens, and only the audience says a token is for this gateway")
+		}
 		positive(v, "jwt.jwks_timeout", j.JWKSTimeout)
 	case !j.HS256.IsZero():
 		if len(j.HS256.Reveal()) < 32 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -28,13 +29,19 @@ const DemoKeyEnv = "SIGNGATE_DEMO_KEY_SHA256"
 // Load reads and parses the config file at path, expanding ${NAME} from the process
 // environment. An error reading the file is returned as is, so
 // errors.Is(err, fs.ErrNotExist) tells a missing file apart; any problem with its
-// content is returned as Errors.
+// content is returned as Errors. Relative openapi.specs paths are read from the
+// file's directory.
 func Load(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return Parse(data, os.LookupEnv)
+	cfg, err := Parse(data, os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	cfg.OpenAPI.resolve(filepath.Dir(path))
+	return cfg, nil
 }
 
 // Parse decodes, defaults and validates a config file, expanding ${NAME} with

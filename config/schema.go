@@ -77,6 +77,8 @@ func schemaEnums() map[fieldKey][]string {
 		fieldOf[Route]("WeChat"):                 {"", "login", "logout"},
 		fieldOf[Route]("User"):                   {"", "required"},
 		fieldOf[RouteCache]("Scope"):             {"client", "all"},
+		fieldOf[RouteValidate]("Request"):        {"", "enforce", "report", "off"},
+		fieldOf[RouteValidate]("Response"):       {"", "enforce", "report", "off"},
 		fieldOf[Masking]("Detect"):               {"cn_mobile", "cn_id_card"},
 		fieldOf[Log]("Level"):                    {"debug", "info", "warn", "error"},
 		fieldOf[Log]("Format"):                   {"json", "text"},

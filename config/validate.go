@@ -74,6 +74,7 @@ func (v *validator) validate(c *Config) {
 	v.upstreams(c)
 	v.daojia(&c.Daojia)
 	v.routes(c)
+	v.openAPI(c)
 	v.masking(&c.Masking)
 	v.cache(c)
 	v.cors(&c.CORS)

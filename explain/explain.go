@@ -180,6 +180,12 @@ func sends(cfg *config.Config, rt *config.Route, path string) string {
 		tail := strings.TrimPrefix(path, prefix)
 		return fmt.Sprintf("the 58到家 relay: the JSON body becomes daojiaJson, signed with daojia.service_secret and the cached accessToken, POSTed to %s/api/%s/%s", strings.TrimRight(cfg.Daojia.BaseURL, "/"), cfg.Daojia.Version, tail)
 	}
+	switch rt.WeChat {
+	case "login":
+		return fmt.Sprintf("nowhere: the gateway answers, exchanging the wx.login code at %s/sns/jscode2session for appid %s and starting a session", strings.TrimRight(cfg.WeChat.APIBase, "/"), cfg.WeChat.AppID)
+	case "logout":
+		return "nowhere: the gateway answers, ending the bearer token's session on every instance"
+	}
 	u := cfg.Upstreams[rt.Upstream]
 	s := fmt.Sprintf("upstream %s (%s)", rt.Upstream, strings.Join(u.Targets, ", "))
 	if rt.Verify == "daojia-md5" {
@@ -238,7 +244,16 @@ func clientCaller(cfg *config.Config, rt *config.Route, e *Explanation, r *http.
 		add(fmt.Sprintf("roles: none of [%s] allows %s", strings.Join(cl.Roles, " "), call))
 		refuse(&Answer{http.StatusForbidden, "forbidden", fmt.Sprintf("none of client %s's roles [%s] allows %s", cl.ID, strings.Join(cl.Roles, " "), call)})
 	}
+	for _, line := range ownerChecks(cfg, rt, cl) {
+		add(line)
+	}
 	add(limitsText(cfg, after, "rate limits after authentication", "no rate limit after authentication"))
+	switch rt.Validate.Request {
+	case "enforce":
+		add("validate: the request (path, query, header parameters, JSON body) must match its operation in openapi.specs; else 400 bad_request listing every violation")
+	case "report":
+		add("validate: the request is checked against openapi.specs; a violation is logged and counted, and the request goes on")
+	}
 	if rt.MaskRequest {
 		add("mask_request: the request body is masked before it goes on (after the signature, which covers it as sent)")
 	}
@@ -263,6 +278,12 @@ func clientCaller(cfg *config.Config, rt *config.Route, e *Explanation, r *http.
 		view = "full"
 		c.After = append(c.After, "answers go out as the upstream sends them: no role of the client has mask or unmask")
 	}
+	switch rt.Validate.Response {
+	case "enforce":
+		c.After = append(c.After, "the upstream's answer must match the spec: one that does not is logged, counted and answered 502 upstream_error")
+	case "report":
+		c.After = append(c.After, "the upstream's answer is checked against the spec: drift is logged and counted, and the answer goes on")
+	}
 	c.After = append(c.After, cacheText(rt, e.DecidedMethod, view)...)
 	if rt.WebSocket {
 		if masked {
@@ -272,6 +293,45 @@ func clientCaller(cfg *config.Config, rt *config.Route, e *Explanation, r *http.
 		}
 	}
 	return c
+}
+
+// ownerChecks says what a route asks of the owner behind a request.
+func ownerChecks(cfg *config.Config, rt *config.Route, cl *config.Client) []string {
+	exempt := ""
+	for _, name := range cl.Roles {
+		if cfg.Roles[name].UserExempt {
+			exempt = name
+			break
+		}
+	}
+	switch {
+	case rt.User == "required" && exempt != "":
+		return []string{"user: required, but role " + exempt + " has user_exempt: the client acts for itself and needs no owner (a bearer " + ownerTokens(cfg) + " naming one still sends X-WX-OpenID on)"}
+	case rt.WeChat == "login":
+		var out []string
+		if cfg.WeChat.CheckReferer {
+			out = append(out, fmt.Sprintf("Referer: wx.request's https://servicewechat.com/%s/…/page-frame.html (another appid, or none: 403 forbidden)", cfg.WeChat.AppID))
+		}
+		return append(out, `login: a JSON body {"code":"…"} (else 400 bad_request); WeChat refusing the code: 401 invalid_code; WeChat limiting: 429; WeChat failing: 502, silent: 504`)
+	case rt.WeChat == "logout":
+		return []string{"logout: Authorization: Bearer <session token> (none: 401 missing_session); sessions unreachable: 503 state_unavailable"}
+	case rt.User == "required":
+		return []string{"user: required: Authorization: Bearer <" + ownerTokens(cfg) + "> names the owner (none: 401 missing_session; unknown, expired or forged: 401 invalid_session; sessions or JWKS unreachable: 503 state_unavailable); the upstream gets X-WX-OpenID"}
+	case cfg.WeChatLogin() || cfg.JWTAuth():
+		return []string{"user: optional: a bearer " + ownerTokens(cfg) + " naming an owner sends X-WX-OpenID on; without one the request goes on with no owner"}
+	}
+	return nil
+}
+
+// ownerTokens names what a bearer token may be under cfg.
+func ownerTokens(cfg *config.Config) string {
+	switch {
+	case cfg.WeChatLogin() && cfg.JWTAuth():
+		return "session token or JWT"
+	case cfg.JWTAuth():
+		return "JWT"
+	}
+	return "session token"
 }
 
 // routeVerifyNote says that a route's verify: does not replace a client's own scheme.

@@ -195,7 +195,7 @@ func TestExplainLoadStandIns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "SUNSHINE_SECRET PROPERTY_BACKEND_SECRET DAOJIA_SERVICE_SECRET"
+	want := "SUNSHINE_SECRET PROPERTY_BACKEND_SECRET DAOJIA_SERVICE_SECRET WECHAT_APP_SECRET"
 	if got := strings.Join(standIns, " "); got != want {
 		t.Errorf("stand-ins %q, want %q", got, want)
 	}

@@ -249,6 +249,10 @@ func (p *Pool) rewrite(pr *httputil.ProxyRequest) {
 	setOrDelete(h, "X-Request-Id", info.RequestID)
 	// Deleted when the caller is anonymous, so a caller cannot claim an identity.
 	setOrDelete(h, "X-Signgate-Client", info.Client)
+	// The owner, set here (after ReverseProxy dropped the headers a caller's
+	// Connection named) so no Connection: X-WX-OpenID can take it off the request.
+	setOrDelete(h, "X-Wx-Openid", info.User)
+	setOrDelete(h, "X-Wx-Unionid", info.UnionID)
 	// Request trailers never go upstream: they come after the body, outside any
 	// signature. The server drops them before routing; this holds for any handler
 	// that hands the pool a request.

@@ -234,3 +234,14 @@ func (l *Local) makeRoom(now time.Time) {
 
 // Len returns the number of buckets held, for metrics and tests.
 func (l *Local) Len() int { return int(l.count.Load()) }
+
+var _ Decider = (*Local)(nil)
+
+// Decide decides steps one by one, in memory: Local has no round trips to save. It
+// has no store for once steps, which come back with an error.
+func (l *Local) Decide(ctx context.Context, steps []Step, out []Outcome) {
+	stepwise{l: l}.Decide(ctx, steps, out)
+}
+
+// Known is never anything: Local decides in memory, at no cost to ask.
+func (l *Local) Known(Step) (Decision, bool) { return Decision{}, false }

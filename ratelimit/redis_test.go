@@ -66,7 +66,7 @@ func TestRedisKeysExpireWhenTheBucketIsFull(t *testing.T) {
 		for range tt.requests {
 			allow(t, l, r, "client-a|orders-create")
 		}
-		ttl, err := raw.PTTL(ctx, "signgate:rl:rate_limits[3]:client-a|orders-create").Result()
+		ttl, err := raw.PTTL(ctx, "signgate:rl:client-a|orders-create:rate_limits[3]").Result()
 		if err != nil {
 			t.Fatal(err)
 		}

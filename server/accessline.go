@@ -15,6 +15,7 @@ import (
 // accessRecord is one access-log line's fields, in the order they are written.
 type accessRecord struct {
 	requestID, client, route, method, path string
+	user                                   string // the owner's openid; written only when not ""
 	status                                 int
 	durationMS                             float64
 	bytesIn, bytesOut                      int64
@@ -29,6 +30,11 @@ func (a *accessRecord) attrs(out []slog.Attr) []slog.Attr {
 	out = append(out,
 		slog.String("request_id", a.requestID),
 		slog.String("client", a.client),
+	)
+	if a.user != "" {
+		out = append(out, slog.String("user", a.user))
+	}
+	out = append(out,
 		slog.String("route", a.route),
 		slog.String("method", a.method),
 		slog.String("path", a.path),
@@ -73,6 +79,9 @@ func (aw *accessWriter) write(t time.Time, a *accessRecord) error {
 	b = append(b, `","level":"INFO","msg":"request"`...)
 	b = aw.str(b, "request_id", a.requestID)
 	b = aw.str(b, "client", a.client)
+	if a.user != "" {
+		b = aw.str(b, "user", a.user)
+	}
 	b = aw.str(b, "route", a.route)
 	b = aw.str(b, "method", a.method)
 	b = aw.str(b, "path", a.path)

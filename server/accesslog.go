@@ -152,6 +152,7 @@ func logRequest(logger *slog.Logger, m *metrics, aw *accessWriter, r *http.Reque
 	rec := accessRecord{
 		requestID:  info.RequestID,
 		client:     info.Client,
+		user:       info.User,
 		route:      routeLabel(info.Route),
 		method:     r.Method,
 		path:       r.URL.Path,

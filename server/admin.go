@@ -33,11 +33,11 @@ func (s *Server) adminHandler(withPprof bool) http.Handler {
 			if err := s.deps.store.Ping(r.Context()); err != nil {
 				// Signed routes fail closed without Redis; the load balancer should
 				// send their traffic to an instance that can reach it.
-				writeStatus(w, http.StatusServiceUnavailable, "redis unreachable")
+				s.writeReady(w, http.StatusServiceUnavailable, "redis unreachable")
 				return
 			}
 		}
-		writeStatus(w, http.StatusOK, "ready")
+		s.writeReady(w, http.StatusOK, "ready")
 	})
 	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, r *http.Request) {
 		if err := s.Reload(); err != nil {

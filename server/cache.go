@@ -172,15 +172,21 @@ func maskedView(r *http.Request) bool {
 	return c != nil && c.UnmaskRole == "" && c.Mask
 }
 
-// principal is who a client-scoped answer is for: the client, and the end user on
-// routes that know one. Routes have no end user yet (no `user: required`); when
-// they do, add the user's id (the openid) here, so two owners using one
-// mini-program never share an entry.
+// principal is who a client-scoped answer is for: the client, and the owner when
+// the request names one (a session or JWT). The upstream receives the owner
+// (X-WX-OpenID) and may answer each owner differently, so two owners using one
+// mini-program never share an entry, on user: required routes and any other; only
+// scope: all shares one answer between them.
 func principal(r *http.Request) string {
-	if c := clientFrom(r.Context()); c != nil {
-		return c.ID
+	c := clientFrom(r.Context())
+	if c == nil {
+		return ""
 	}
-	return ""
+	if user := reqinfo.Of(r).User; user != "" {
+		// "\x00" cannot appear in a client id or an openid.
+		return c.ID + "\x00" + user
+	}
+	return c.ID
 }
 
 // cacheResponses serves the route's GETs (and HEADs) from the cache, and stores the
@@ -197,6 +203,13 @@ func (rc *cachedRoute) serve(next http.Handler, w http.ResponseWriter, r *http.R
 	method, path := decided(r)
 	if method != http.MethodGet {
 		rc.forward(next, w, r, cacheBypass, cacheName+"; fwd=method", nil)
+		return
+	}
+	if r.Header["Authorization"] != nil && reqinfo.Of(r).User == "" {
+		// Credentials the gateway did not turn into an owner reach the upstream,
+		// which may answer by them: such an answer is no one else's (RFC 9111
+		// 3.5), and the key has no owner to keep it apart.
+		rc.forward(next, w, r, cacheBypass, cacheName+"; fwd=bypass; detail=authorization", nil)
 		return
 	}
 	masked := maskedView(r)

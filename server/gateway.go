@@ -21,6 +21,7 @@ import (
 	"github.com/signgate/signgate/reqinfo"
 	"github.com/signgate/signgate/route"
 	"github.com/signgate/signgate/tracing"
+	"github.com/signgate/signgate/wechat"
 )
 
 // gateway is everything built from one config: the handler chain, the route table and
@@ -34,6 +35,8 @@ type gateway struct {
 	// names this config's routes that use it, what a purge without a route empties.
 	cache  *cache.Cache
 	cached []string
+	// idn knows the owners behind requests (sessions, JWTs); retire closes it.
+	idn *identity
 }
 
 // upstreamPool is a pool with its health checker. A reload that leaves an upstream's
@@ -75,7 +78,10 @@ type deps struct {
 	audit *slog.Logger
 	// limiter decides rate limits: Redis-shared with a local fallback, or local. Its
 	// buckets outlive reloads.
-	limiter ratelimit.Limiter
+	limiter ratelimit.Decider
+	// batchLimits: the limiter is Redis, and a request's limits and replay check are
+	// decided in one round trip (see limitStages).
+	batchLimits bool
 	// accessOut, when set, receives the access lines directly (see WithJSONAccessLog).
 	accessOut io.Writer
 	// tunnels are the open WebSocket tunnels, which outlive reloads.
@@ -84,6 +90,8 @@ type deps struct {
 	cache *cache.Cache
 	// tracer exports the request's spans; nil when tracing is off (see tracing.go).
 	tracer *tracing.Tracer
+	// sessions are the owners' WeChat-login sessions, which outlive reloads.
+	sessions *wechat.Store
 }
 
 // sharedState is what the gateway keeps in Redis or memory: nonces for auth, the
@@ -105,6 +113,12 @@ type routeEntry struct {
 // or nil) whose upstream settings are unchanged are reused; the caller starts the new
 // gateway and retires prev (see start and retire).
 func buildGateway(cfg *config.Config, d deps, prev *gateway) (*gateway, error) {
+	// The interface specs, read and compiled once per config, before anything is
+	// built: a broken one refuses the config (config.Errors), as a broken file does.
+	specs, err := loadSpecs(cfg)
+	if err != nil {
+		return nil, err
+	}
 	pools := make(map[string]*upstreamPool, len(cfg.Upstreams))
 	names := make([]string, 0, len(cfg.Upstreams))
 	for name := range cfg.Upstreams {
@@ -156,6 +170,7 @@ func buildGateway(cfg *config.Config, d deps, prev *gateway) (*gateway, error) {
 			Allow:      auth.AllowSet(roles, c.Roles),
 			Mask:       masked,
 			UnmaskRole: unmaskRole,
+			UserExempt: userExempt(cfg.Roles, c.Roles),
 		}
 	}
 	masks := &masking{
@@ -202,11 +217,28 @@ func buildGateway(cfg *config.Config, d deps, prev *gateway) (*gateway, error) {
 		}
 	}
 
+	var prevIdn *identity
+	if prev != nil {
+		prevIdn = prev.idn
+	}
+	idn, err := newIdentity(cfg, d, prevIdn)
+	if err != nil {
+		return nil, err
+	}
+	// A gateway abandoned before it serves closes what newIdentity started.
+	built := false
+	defer func() {
+		if !built {
+			idn.close(prevIdn)
+		}
+	}()
+	knowsOwners := cfg.WeChatLogin() || cfg.JWTAuth()
+
 	rules := limitRules(cfg.RateLimits, cfg.RateLimit.IPv6Prefix)
 	var table route.Table[*routeEntry]
 	for _, rt := range cfg.Routes {
 		before, after := limitsFor(rules, rt.Name, rt.Public)
-		limitBefore, limitAfter := rateLimit(d.limiter, before, d.logger), rateLimit(d.limiter, after, d.logger)
+		limitBefore, limitAfter := limitStages(d.limiter, before, after, d.batchLimits && !rt.Public, d.logger)
 		limitBefore, limitAfter = traceLimit(d.tracer, before, limitBefore), traceLimit(d.tracer, after, limitAfter)
 		authn := traceStage(d.tracer, "auth", func(next http.Handler) http.Handler {
 			return authenticate(keys, verifier, rt.Verify)(authorize(next))
@@ -221,21 +253,50 @@ func buildGateway(cfg *config.Config, d deps, prev *gateway) (*gateway, error) {
 			}
 			return append([]middleware{limitBefore, refuseUpgrade}, checks...)
 		}
+		// The owner is learnt after the client is authenticated and authorized, and
+		// before the limits that may count by owner (key: user).
+		owner := func(m middleware) middleware { return m }
+		if knowsOwners || rt.User == "required" {
+			owner = func(m middleware) middleware {
+				return func(next http.Handler) http.Handler {
+					return traceIdentity(d.tracer, identify(idn, rt.User == "required"))(m(next))
+				}
+			}
+		}
 		var h http.Handler
 		var mws []middleware
 		switch {
+		case rt.WeChat == "login":
+			h = traceHandler(d.tracer, "wechat login", loginHandler(idn))
+			mws = checked(authn, limitAfter)
+		case rt.WeChat == "logout":
+			h = logoutHandler(idn)
+			mws = checked(authn, limitAfter)
 		case rt.Daojia == "relay":
 			h = traceHandler(d.tracer, "daojia relay", relay.Relay(relayPrefix(rt.Match)))
-			mws = append(checked(authn, limitAfter), maskRelayResponses(masks))
+			mws = append(checked(authn, owner(limitAfter)), maskRelayResponses(masks))
 		case rt.Public:
 			h = pools[rt.Upstream].pool
 			mws = checked()
+			if cfg.WeChatLogin() {
+				mws = append(mws, dropSessionToken)
+			}
 		case rt.Verify == "daojia-md5":
 			h = pools[rt.Upstream].pool
 			mws = checked(traceStage(d.tracer, "auth", verifyDaojiaCallback(verifier, cfg.Daojia.ServiceKey, cfg.Daojia.ServiceSecret)), limitAfter)
+			if cfg.WeChatLogin() {
+				mws = append(mws, dropSessionToken)
+			}
 		default:
 			h = pools[rt.Upstream].pool
-			mws = append(checked(authn, limitAfter), maskResponses(masks), traceMasking(d.tracer))
+			mws = append(checked(authn, owner(limitAfter)), maskResponses(masks), traceMasking(d.tracer))
+		}
+		if rt.Validate.Checks() {
+			// After authentication, RBAC and the limits, so a stranger learns nothing
+			// of the spec; before mask_request and the cache, so the request checked
+			// is the caller's; and inside maskResponses, so its response hook sees
+			// the answer as the upstream sent it (see server/validate.go).
+			mws = append(mws, validateTraffic(newValidation(specs, rt, cfg.Masking.MaxBodyBytes, masks.masker, d.logger, d.metrics)))
 		}
 		if rt.MaskRequest {
 			mws = append(mws, maskRequests(masks))
@@ -268,7 +329,8 @@ func buildGateway(cfg *config.Config, d deps, prev *gateway) (*gateway, error) {
 		cleanPath(refuse),
 		hygiene,
 	)
-	return &gateway{cfg: cfg, handler: outer, pools: pools, cache: d.cache, cached: cacheRoutes(cfg)}, nil
+	built = true
+	return &gateway{cfg: cfg, handler: outer, pools: pools, cache: d.cache, cached: cacheRoutes(cfg), idn: idn}, nil
 }
 
 // relayPrefix is the part of a relay route's path that stands for the relay itself:
@@ -368,6 +430,11 @@ func (g *gateway) retire(next *gateway) {
 			continue
 		}
 		u.close()
+	}
+	if next == nil {
+		g.idn.close(nil)
+	} else {
+		g.idn.close(next.idn)
 	}
 	if next == nil && g.cache != nil {
 		// The end of the process's serving: the cache's purge subscription and

@@ -118,9 +118,11 @@ var callerHeaders = headerNames(
 
 // callerHeaderPrefixes are families of identity headers another gateway sets for
 // its backends (Kong's X-Consumer-*, X-Credential-*, X-Anonymous-*,
-// X-Authenticated-*; oauth2-proxy's X-Auth-Request-*): a backend behind such a
-// gateway before trusts them, so no caller may send them through this one.
-var callerHeaderPrefixes = [...]string{"X-Consumer-", "X-Credential-", "X-Anonymous-", "X-Authenticated-", "X-Auth-Request-"}
+// X-Authenticated-*; oauth2-proxy's X-Auth-Request-*; WeChat Cloud Hosting's
+// X-WX-* — X-WX-OpenID, X-WX-From-OpenID, X-WX-AppID, X-WX-Env, which this gateway
+// sets or a backend ported from 云托管 trusts): a backend behind such a gateway
+// before trusts them, so no caller may send them through this one.
+var callerHeaderPrefixes = [...]string{"X-Consumer-", "X-Credential-", "X-Anonymous-", "X-Authenticated-", "X-Auth-Request-", "X-Wx-"}
 
 // errMethodOverride answers a request carrying a _method parameter.
 var errMethodOverride = apierror.BadRequest("a _method parameter is not accepted: frameworks (Rails, Laravel, Symfony) " +

@@ -37,8 +37,17 @@ type metrics struct {
 	tokenExpiry prometheus.Gauge
 	// renewalFailures counts failed ACME orders (first issue or renewal), by domain.
 	renewalFailures *prometheus.CounterVec
+	// redis are the shared state's series: masters, failovers, errors by kind.
+	redis *redisMetrics
+	// validationFailures counts requests and answers that broke the interface spec,
+	// by route and direction (request, response); validationSkipped the ones not
+	// checked, by why (see validate.go).
+	validationFailures *prometheus.CounterVec
+	validationSkipped  *prometheus.CounterVec
 	// certs reports the certificates the edge serves now; see watchCertificates.
 	certs certExpiryCollector
+	// logins counts WeChat logins by result (see identity.go).
+	logins *prometheus.CounterVec
 
 	// routes holds each route's series, so a request's metrics are two pointer
 	// loads rather than a label hash and lookup per vector. Copy on write: routes
@@ -113,10 +122,18 @@ func newMetrics() *metrics {
 			Name: "signgate_tls_renewal_failures_total",
 			Help: "Failed attempts to obtain or renew an ACME certificate, by domain.",
 		}, []string{"name"}),
+		validationFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signgate_validation_failures_total",
+			Help: "Requests and upstream answers that do not match the interface spec (openapi.specs), by route and direction (request, response), in enforce and report mode alike.",
+		}, []string{"route", "direction"}),
+		validationSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "signgate_validation_skipped_total",
+			Help: "Requests and upstream answers of validated routes not checked against the interface spec, by route, direction and reason (stream, too_large, encoding, media_type, no_operation).",
+		}, []string{"route", "direction", "reason"}),
 	}
 	m.registry.MustRegister(m.requests, m.duration, m.authFailures, m.rateLimited,
 		m.upstreamErrors, m.tokenFetches, m.reloads, m.inFlight, m.tunnels, m.limiterFallbacks, m.cacheRequests,
-		m.tokenExpiry, m.renewalFailures, &m.certs,
+		m.tokenExpiry, m.renewalFailures, m.validationFailures, m.validationSkipped, &m.certs,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Series that exist before their first event, so dashboards and rate() see zeros
 	// instead of gaps.
@@ -128,6 +145,8 @@ func newMetrics() *metrics {
 	}
 	m.routes.Store(&map[string]*routeSeries{})
 	m.series("no_route")
+	m.redis = newRedisMetrics(m.registry)
+	m.initIdentity()
 	return m
 }
 
@@ -194,6 +213,17 @@ func (m *metrics) cacheCounters(route string) cacheCounters {
 		miss:   m.cacheRequests.WithLabelValues(route, cacheMiss),
 		stale:  m.cacheRequests.WithLabelValues(route, cacheStale),
 		bypass: m.cacheRequests.WithLabelValues(route, cacheBypass),
+	}
+}
+
+// validationCounters returns a validated route's failure series, created at zero,
+// so dashboards see a zero rather than a gap; skipped series appear when counted.
+func (m *metrics) validationCounters(route string) validationCounters {
+	return validationCounters{
+		route:    route,
+		request:  m.validationFailures.WithLabelValues(route, directionRequest),
+		response: m.validationFailures.WithLabelValues(route, directionResponse),
+		skipped:  m.validationSkipped,
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/signgate/signgate/config"
 	"github.com/signgate/signgate/ratelimit"
 	"github.com/signgate/signgate/reqinfo"
+	"github.com/signgate/signgate/state"
 )
 
 // limitRules turns rate_limits into rules; ipv6Prefix is ratelimit.ipv6_prefix. A
@@ -57,7 +59,9 @@ func limitsFor(rules []*ratelimit.Rule, routeName string, public bool) (before, 
 			continue
 		}
 		switch {
-		case keyHas(r.Key, "client"):
+		case keyHas(r.Key, "client"), keyHas(r.Key, "user"):
+			// A client's budget needs the client, an owner's the owner: both are
+			// known only after authentication (user+ip too).
 			if !public {
 				after = append(after, r)
 			}
@@ -103,7 +107,7 @@ type refusal func(w http.ResponseWriter, r *http.Request, err error)
 // the routes' own (same rule, same address), so an address has one budget whatever
 // it sends, and a routed request is counted once, by its route. With no such rule
 // it is apierror.Write.
-func refusals(lim ratelimit.Limiter, rules []*ratelimit.Rule, logger *slog.Logger) refusal {
+func refusals(lim ratelimit.Decider, rules []*ratelimit.Rule, logger *slog.Logger) refusal {
 	if len(rules) == 0 {
 		return apierror.Write
 	}
@@ -115,48 +119,38 @@ func refusals(lim ratelimit.Limiter, rules []*ratelimit.Rule, logger *slog.Logge
 	}
 }
 
+// The stages of a request's limit decisions (ratelimit.Step.Stage): the rules that
+// run before authentication, the replay check authentication makes, the rules that
+// run after it. A stage is decided only when every earlier one passed.
+const (
+	stageBefore = iota
+	stageReplay
+	stageAfter
+)
+
 // rateLimit refuses a request any of rules refuses, with 429 rate_limited, and tells
-// the caller where it stands (RateLimit-*) on every answer of a limited route.
-func rateLimit(lim ratelimit.Limiter, rules []*ratelimit.Rule, logger *slog.Logger) middleware {
+// the caller where it stands (RateLimit-*) on every answer of a limited route. With
+// Redis the rules are decided together, one round trip; in memory (ratelimit.Local)
+// one by one, which costs nothing to repeat.
+func rateLimit(lim ratelimit.Decider, rules []*ratelimit.Rule, logger *slog.Logger) middleware {
 	return func(next http.Handler) http.Handler {
 		if len(rules) == 0 {
 			return next
 		}
+		if local, ok := lim.(*ratelimit.Local); ok {
+			return allowEach(local, rules, logger, next)
+		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			info := reqinfo.Of(r)
-			var d ratelimit.Decision
-			decided := false
-			for _, rule := range rules {
-				if info.User == "" && keyHas(rule.Key, "user") {
-					// An owner's budget needs an owner: a request without a
-					// session or JWT is held by the route's other rules.
-					continue
-				}
-				got, err := lim.Allow(r.Context(), rule, limitKey(rule, r, info))
-				if err != nil {
-					// Only a bug gets here (the fallback limiter absorbs Redis
-					// failures): let the request through and say so.
-					logger.Warn("rate limit not applied", "rule", rule.Name, "err", err)
-					continue
-				}
-				if !decided {
-					d, decided = got, true
-				} else {
-					d = ratelimit.Stricter(d, got)
-				}
-			}
-			if !decided {
+			var buf [4]ratelimit.Step
+			steps := ruleSteps(buf[:0], rules, r, stageBefore)
+			if len(steps) == 0 {
 				next.ServeHTTP(w, r)
 				return
 			}
-			h := w.Header()
-			h.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
-			h.Set("RateLimit-Remaining", strconv.Itoa(max(d.Remaining, 0)))
-			h.Set("RateLimit-Reset", strconv.Itoa(ceilSeconds(d.Reset)))
-			if !d.Allowed {
-				e := apierror.New(http.StatusTooManyRequests, "rate_limited", "too many requests; retry after the time in Retry-After")
-				e.Header = http.Header{"Retry-After": {strconv.Itoa(max(ceilSeconds(d.RetryAfter), 1))}}
-				apierror.Write(w, r, e)
+			out := make([]ratelimit.Outcome, len(steps))
+			lim.Decide(r.Context(), steps, out)
+			d, decided := stageDecision(steps, out, stageBefore, logger)
+			if decided && !limitAnswer(w, r, d) {
 				return
 			}
 			next.ServeHTTP(w, r)
@@ -164,9 +158,102 @@ func rateLimit(lim ratelimit.Limiter, rules []*ratelimit.Rule, logger *slog.Logg
 	}
 }
 
-// limitKey resolves a rule's key ("ip", "client", "route" or several joined by "+")
-// for this request. An IPv6 caller's ip is its network of rule.IPv6Prefix bits.
-func limitKey(rule *ratelimit.Rule, r *http.Request, info *reqinfo.Info) string {
+// allowEach is rateLimit in memory: each rule asked in turn, no steps to build, and
+// keys without hash tags, which only Redis Cluster reads.
+func allowEach(lim *ratelimit.Local, rules []*ratelimit.Rule, logger *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		info := reqinfo.Of(r)
+		var d ratelimit.Decision
+		decided := false
+		for _, rule := range rules {
+			if info.User == "" && keyHas(rule.Key, "user") {
+				continue // see ruleSteps
+			}
+			got, err := lim.Allow(r.Context(), rule, limitKey(rule, r, info, false))
+			if err != nil {
+				logger.Warn("rate limit not applied", "rule", rule.Name, "err", err)
+				continue
+			}
+			if !decided {
+				d, decided = got, true
+			} else {
+				d = ratelimit.Stricter(d, got)
+			}
+		}
+		if decided && !limitAnswer(w, r, d) {
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// ruleSteps appends the steps of rules for r, at stage. A rule counting by owner is
+// left out for a request without one: it is held by the route's other rules.
+func ruleSteps(steps []ratelimit.Step, rules []*ratelimit.Rule, r *http.Request, stage int) []ratelimit.Step {
+	info := reqinfo.Of(r)
+	for _, rule := range rules {
+		if info.User == "" && keyHas(rule.Key, "user") {
+			// An owner's budget needs an owner: a request without a
+			// session or JWT is held by the route's other rules.
+			continue
+		}
+		steps = append(steps, ratelimit.Step{Rule: rule, Key: limitKey(rule, r, info, true), Stage: stage})
+	}
+	return steps
+}
+
+// stageDecision is the strictest decision of stage's rule steps, and whether there
+// was one. A rule step that failed decides nothing: only a bug gets there (the
+// fallback limiter answers Redis failures by ratelimit.redis_failure), so the
+// request goes on and the failure is logged.
+func stageDecision(steps []ratelimit.Step, out []ratelimit.Outcome, stage int, logger *slog.Logger) (ratelimit.Decision, bool) {
+	var d ratelimit.Decision
+	decided := false
+	for i, st := range steps {
+		if st.Stage != stage || st.Rule == nil {
+			continue
+		}
+		o := out[i]
+		if o.Err != nil {
+			logger.Warn("rate limit not applied", "rule", st.Rule.Name, "err", o.Err)
+			continue
+		}
+		if !o.Decided {
+			continue
+		}
+		if !decided {
+			d, decided = o.Decision, true
+		} else {
+			d = ratelimit.Stricter(d, o.Decision)
+		}
+	}
+	return d, decided
+}
+
+// limitAnswer tells the caller where it stands under d and, when d refuses,
+// answers 429 rate_limited; it reports whether the request may go on.
+func limitAnswer(w http.ResponseWriter, r *http.Request, d ratelimit.Decision) bool {
+	h := w.Header()
+	h.Set("RateLimit-Limit", strconv.Itoa(d.Limit))
+	h.Set("RateLimit-Remaining", strconv.Itoa(max(d.Remaining, 0)))
+	h.Set("RateLimit-Reset", strconv.Itoa(ceilSeconds(d.Reset)))
+	if d.Allowed {
+		return true
+	}
+	e := apierror.New(http.StatusTooManyRequests, "rate_limited", "too many requests; retry after the time in Retry-After")
+	e.Header = http.Header{"Retry-After": {strconv.Itoa(max(ceilSeconds(d.RetryAfter), 1))}}
+	apierror.Write(w, r, e)
+	return false
+}
+
+// limitKey resolves a rule's key ("ip", "client", "route", "user" or several joined
+// by "+") for this request. An IPv6 caller's ip is its network of rule.IPv6Prefix
+// bits. With tag (the buckets are in Redis), the part that says whose budget it is
+// comes first, as a Redis Cluster hash tag (state.HashTag): the client, else the
+// owner, else the address, else the route. A client's buckets then share a slot with
+// its nonces, which auth tags alike, so one script decides a signed request's replay
+// check and its client's limits on a Cluster too: "{client-a}|orders".
+func limitKey(rule *ratelimit.Rule, r *http.Request, info *reqinfo.Info, tag bool) string {
 	key := rule.Key
 	part := func(p string) string {
 		switch p {
@@ -182,13 +269,33 @@ func limitKey(rule *ratelimit.Rule, r *http.Request, info *reqinfo.Info) string 
 		return p
 	}
 	if !strings.Contains(key, "+") {
-		return part(key)
+		if !tag {
+			return part(key)
+		}
+		return state.HashTag(part(key))
 	}
 	parts := strings.Split(key, "+")
-	for i, p := range parts {
-		parts[i] = part(p)
+	if !tag {
+		for i, p := range parts {
+			parts[i] = part(p)
+		}
+		return strings.Join(parts, "|")
 	}
-	return strings.Join(parts, "|")
+	principal := 0
+	for _, p := range []string{"client", "user", "ip", "route"} {
+		if i := slices.Index(parts, p); i >= 0 {
+			principal = i
+			break
+		}
+	}
+	b := make([]string, 0, len(parts))
+	b = append(b, state.HashTag(part(parts[principal])))
+	for i, p := range parts {
+		if i != principal {
+			b = append(b, part(p))
+		}
+	}
+	return strings.Join(b, "|")
 }
 
 func ceilSeconds(d time.Duration) int {

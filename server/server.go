@@ -86,7 +86,8 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (s *Server, er
 		return nil, err
 	}
 	cleanup = append(cleanup, closeAudit)
-	store, err := newStore(cfg.Redis)
+	m := newMetrics()
+	store, err := newStore(cfg.Redis, m.redis, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +98,6 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (s *Server, er
 	if r, ok := store.(*state.Redis); ok {
 		certStorage = tlsedge.NewRedisStorage(r.Client(), tlsedge.RedisStorageOptions{KeyPrefix: cfg.Redis.KeyPrefix, Logger: logger})
 	}
-	m := newMetrics()
 	edge, err := newEdge(cfg, certStorage, m, logger)
 	if err != nil {
 		return nil, err
@@ -113,12 +113,22 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (s *Server, er
 		store:     store,
 		audit:     audit,
 		limiter:   s.newLimiter(cfg, store),
-		tunnels:   newTunnels(s.metrics.tunnels),
-		cache:     newResponseCache(cfg, store, logger),
+		// With Redis, a request's limits and replay check are one round trip.
+		batchLimits: s.redis,
+		tunnels:     newTunnels(s.metrics.tunnels),
+		cache:       newResponseCache(cfg, store, logger),
+		sessions:    newSessions(cfg, store, logger),
 	}
+	cleanup = append(cleanup, func() error {
+		if s.deps.sessions != nil {
+			s.deps.sessions.Close()
+		}
+		return nil
+	})
 	if err := s.traceWith(cfg, store); err != nil {
 		return nil, err
 	}
+	s.deps.limiter = traceLimiter(s.deps.tracer, s.deps.limiter, s.redis)
 	cleanup = append(cleanup, func() error { return s.deps.tracer.Shutdown(context.Background()) })
 	for _, o := range opts {
 		o(&s.deps)
@@ -162,7 +172,7 @@ func New(cfg *config.Config, logger *slog.Logger, opts ...Option) (s *Server, er
 // newLimiter returns the rate limiter: GCRA in Redis when Redis is configured, falling
 // back per ratelimit.redis_failure while it is unreachable; x/time/rate in memory
 // otherwise.
-func (s *Server) newLimiter(cfg *config.Config, store sharedState) ratelimit.Limiter {
+func (s *Server) newLimiter(cfg *config.Config, store sharedState) ratelimit.Decider {
 	local := ratelimit.NewLocal(ratelimit.LocalOptions{})
 	r, ok := store.(*state.Redis)
 	if !ok {
@@ -191,7 +201,9 @@ func newAuditLogger(cfg *config.Config, logger *slog.Logger) (*slog.Logger, func
 
 // newStore returns the shared state: Redis when addresses are configured, so every
 // instance sees the same nonces and tokens; process memory for a single instance.
-func newStore(rc config.Redis) (sharedState, error) {
+// With Redis, m counts its errors by kind and reports its masters and failovers,
+// which a look every second keeps current (and logs when they change).
+func newStore(rc config.Redis, m *redisMetrics, logger *slog.Logger) (sharedState, error) {
 	if len(rc.Addrs) == 0 {
 		return state.NewMemory(state.MemoryOptions{}), nil
 	}
@@ -204,10 +216,14 @@ func newStore(rc config.Redis) (sharedState, error) {
 		TLS:        rc.TLS,
 		KeyPrefix:  rc.KeyPrefix,
 		Timeout:    rc.Timeout,
+		OnError:    m.failed,
+		WatchEvery: redisWatchEvery,
+		OnTopology: logTopology(logger),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("redis: %w", err)
 	}
+	m.watch(r)
 	return r, nil
 }
 
@@ -365,6 +381,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	if err := s.closeAudit(); err != nil {
 		s.logger.Warn("closing the audit log", "err", err)
 	}
+	s.deps.sessions.Close()
 	if err := s.deps.store.Close(); err != nil {
 		s.logger.Warn("closing the state store", "err", err)
 	}

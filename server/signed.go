@@ -50,13 +50,17 @@ func verifyClientSignature(v *auth.Verifier, routeVerify string, w http.Response
 	}
 	body, err := bufferBody(r)
 	if err == nil {
+		var rp auth.Replay
 		switch scheme {
 		case "hmac-sha256":
-			err = v.VerifyHMAC(r.Context(), r, body, c.ID, c.Secret)
+			rp, err = v.CheckHMAC(r, body, c.ID, c.Secret)
 		case "daojia-md5":
-			err = v.VerifyDaojia(r.Context(), body, r.Header.Get("Content-Type"), c.ID, "", c.Secret)
+			rp, err = v.CheckDaojia(body, r.Header.Get("Content-Type"), c.ID, "", c.Secret)
 		default:
 			err = apierror.ErrInternal
+		}
+		if err == nil {
+			err = remember(v, r, rp)
 		}
 	}
 	if err != nil {
@@ -64,6 +68,18 @@ func verifyClientSignature(v *auth.Verifier, routeVerify string, w http.Response
 		return false
 	}
 	return true
+}
+
+// remember records the replay check of a request whose signature matched: in the
+// request's batch of limit decisions when it has one (see limitStages), which
+// decides it with the client's limits in one round trip; in the nonce store now
+// otherwise.
+func remember(v *auth.Verifier, r *http.Request, rp auth.Replay) error {
+	if p := pendingFrom(r.Context()); p != nil && p.state == pendingOpen {
+		p.addReplay(v, rp)
+		return nil
+	}
+	return v.Remember(r.Context(), rp)
 }
 
 // verifyDaojiaCallback guards the routes 58到家 calls back on: no API key, the
@@ -79,8 +95,12 @@ func verifyDaojiaCallback(v *auth.Verifier, serviceKey string, serviceSecret sec
 				return
 			}
 			body, err := bufferBody(r)
+			var rp auth.Replay
 			if err == nil {
-				err = v.VerifyDaojia(r.Context(), body, r.Header.Get("Content-Type"), "daojia", serviceKey, serviceSecret)
+				rp, err = v.CheckDaojia(body, r.Header.Get("Content-Type"), "daojia", serviceKey, serviceSecret)
+			}
+			if err == nil {
+				err = remember(v, r, rp)
 			}
 			if err != nil {
 				apierror.Write(w, r, err)

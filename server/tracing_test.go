@@ -164,8 +164,12 @@ rate_limits:
 		if auth.Attrs["signgate.decision"] != "allowed" {
 			t.Errorf("auth decision %q", auth.Attrs["signgate.decision"])
 		}
-		if kids := childNames(spans, auth); kids["redis SET"] != 1 {
-			t.Errorf("auth span's children %v: want the nonce's redis SET", kids)
+		// The nonce is checked with the client's limit, one script after auth.
+		limits := spanOf(t, spans, func(s testotlp.Span) bool {
+			return s.Name == "redis EVALSHA" && s.Attrs["signgate.replay_check"] == "true"
+		}, "the nonce's and limits' redis EVALSHA")
+		if parent := spanOf(t, spans, func(s testotlp.Span) bool { return s.SpanID == limits.ParentSpanID }, "its parent"); parent.Name != "ratelimit" || parent.ParentSpanID != srv.SpanID {
+			t.Errorf("the nonce's redis EVALSHA is under %q, want the ratelimit span after auth", parent.Name)
 		}
 		upSpan := spanOf(t, spans, func(s testotlp.Span) bool { return s.Name == "upstream GET" && s.ParentSpanID == srv.SpanID }, "upstream")
 		if upSpan.Kind != tracepb.Span_SPAN_KIND_CLIENT || upSpan.Attrs["http.response.status_code"] != "200" {

@@ -18,4 +18,10 @@
 // Memory refuses new keys when full instead of forgetting old ones.
 //
 // A ttl of zero or less means the key does not expire.
+//
+// Redis may be one server, a Sentinel group or a Cluster. The store follows a failover
+// by itself; it says which node is master now and how many failovers it saw
+// (Redis.Topology) and reports its errors by kind (RedisOptions.OnError), for /readyz
+// and the metrics. Keys used together carry one hash tag (HashTag), so that no command
+// the gateway sends spans two Cluster slots.
 package state

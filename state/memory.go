@@ -45,8 +45,8 @@ type MemoryOptions struct {
 	// shard is, which with hashed keys is within a few percent of MaxEntries.
 	MaxEntries int
 	// MaxPerOwner bounds the keys one owner may hold, an owner being the part of a
-	// key before its last ':'. auth writes "nonce:<client>:<nonce>" and
-	// "daojia-sign:<client, or daojia for callbacks>:<sign>", so every client, and
+	// key before its last ':'. auth writes "nonce:{<client>}:<nonce>" and
+	// "daojia-sign:{<client, or daojia for callbacks>}:<sign>", so every client, and
 	// 58到家's callbacks, is an owner with a share of its own: one partner sending
 	// nonces as fast as it can fills its share and is refused (errOwnerFull, which
 	// auth answers 503 state_unavailable) while everyone else goes on. Keys without

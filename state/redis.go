@@ -48,6 +48,14 @@ type RedisOptions struct {
 	KeyPrefix string
 	// Timeout bounds every call, dial and retry included; 0 means 500ms.
 	Timeout time.Duration
+	// OnError, when set, is told the kind (ErrTimeout, ErrConnection, …) of every
+	// command that failed, on whichever node: a Cluster's MOVED and TRYAGAIN, which
+	// the client follows by itself, included.
+	OnError func(kind string)
+	// WatchEvery, when positive, is how often the store looks at which node is
+	// master (see Redis.Topology); OnTopology, when set, is told each change.
+	WatchEvery time.Duration
+	OnTopology func(Topology)
 }
 
 // Redis is the state store shared by every signgate instance through Redis (one
@@ -59,6 +67,7 @@ type Redis struct {
 	timeout  time.Duration
 	cad      *redis.Script
 	desc     string
+	topology *topology
 }
 
 // NewRedis returns a Redis store for o. It does not connect: a Redis that is down at
@@ -70,14 +79,29 @@ func NewRedis(o RedisOptions) (*Redis, error) {
 		return nil, err
 	}
 	client := redis.NewUniversalClient(uo)
-	return &Redis{
+	if o.OnError != nil {
+		h := errorHook{o.OnError}
+		if c, ok := client.(*redis.ClusterClient); ok {
+			// On each node, not the cluster client: the redirects it follows
+			// happen below it.
+			c.OnNewNode(func(n *redis.Client) { n.AddHook(h) })
+		} else {
+			client.AddHook(h)
+		}
+	}
+	r := &Redis{
 		client:   client,
 		pipeline: newAutoPipeline(client, uo.ReadTimeout),
 		prefix:   o.KeyPrefix,
 		timeout:  uo.ReadTimeout,
 		cad:      redis.NewScript(compareAndDeleteLua),
 		desc:     describe(o),
-	}, nil
+		topology: newTopology(o, uo, client),
+	}
+	if o.WatchEvery > 0 && r.topology.kind != "single" {
+		r.topology.watch(o.WatchEvery, uo.ReadTimeout)
+	}
+	return r, nil
 }
 
 // universalOptions translates o for go-redis. The tuning is for failing fast: a
@@ -252,7 +276,14 @@ func (r *Redis) TTL(ctx context.Context, key string) (time.Duration, bool, error
 // on the same connection pool, such as the Redis rate limiter. Its calls get neither
 // the store's KeyPrefix nor its per-call timeout wrapper: the caller puts the prefix
 // on its keys. The client's socket timeouts (Timeout) still bound every call.
-func (r *Redis) Scripter() redis.Scripter { return pipelinedScripter{r.pipeline, r.client} }
+func (r *Redis) Scripter() redis.Scripter {
+	return pipelinedScripter{r.pipeline, r.client, r.topology.kind == "cluster"}
+}
+
+// Topology says which node is master now and how many failovers the store saw, as
+// of its last look (RedisOptions.WatchEvery; without it, Masters is the one server,
+// or empty for Sentinel and Cluster).
+func (r *Redis) Topology() Topology { return r.topology.get() }
 
 // Client returns the underlying client, for callers that need more than Scripter, such
 // as tlsedge.RedisStorage. As with Scripter, the caller prefixes its own keys.
@@ -270,6 +301,7 @@ func (r *Redis) Ping(ctx context.Context) error {
 
 // Close closes the connections to Redis.
 func (r *Redis) Close() error {
+	r.topology.close()
 	if err := r.pipeline.close(r.client.Close); err != nil {
 		return fmt.Errorf("state: redis close: %w", err)
 	}

@@ -17,7 +17,7 @@ func TestExplainCommand(t *testing.T) {
 	}{
 		{"a provider's status move, flags first",
 			[]string{"-config", "../../examples/config.demo.yaml", "-key-id", "sunshine-housekeeping", "PUT", "/api/orders/42/status"}, 0,
-			[]string{"route: api (routes[2], match \"* /api/**\")", "client sunshine-housekeeping:", "  => sent to upstream property-backend"}},
+			[]string{"route: order-status (routes[3], match \"PUT /api/orders/*/status\")", "client sunshine-housekeeping:", "  => sent to upstream property-backend"}},
 		{"the mini-program's, flags after",
 			[]string{"PUT", "/api/orders/42/status", "-config", "../../examples/config.demo.yaml", "-key-id", "property-miniapp"}, 0,
 			[]string{"  => refused: 403 forbidden: none of client property-miniapp's roles [resident_app] allows PUT /api/orders/42/status"}},

@@ -24,6 +24,7 @@ import (
 	"github.com/signgate/signgate/daojia"
 	"github.com/signgate/signgate/server"
 	"github.com/signgate/signgate/state"
+	"github.com/signgate/signgate/wechat"
 )
 
 // Set by the Makefile with -ldflags "-X main.version=… -X main.commit=…".
@@ -97,7 +98,13 @@ func validate(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if _, err := config.Load(*path); err != nil {
+	cfg, err := config.Load(*path)
+	if err == nil {
+		// The interface specs load, and cover every route that validates against
+		// them: what the file's own checks cannot see.
+		err = server.CheckSpecs(cfg)
+	}
+	if err != nil {
 		fmt.Fprintln(stdout, err)
 		return 1
 	}
@@ -235,7 +242,7 @@ func loadForServe(path string, stderr io.Writer) (*config.Config, bool, func() (
 }
 
 // startDemoServers serves server.EchoHandler on the embedded default's upstream
-// target and the 58到家 sandbox on its daojia.base_url.
+// target and the 58到家 sandbox (with WeChat's jscode2session) on its daojia.base_url.
 func startDemoServers(cfg *config.Config, logger *slog.Logger) (func(), error) {
 	var servers []*http.Server
 	stop := func() {
@@ -264,7 +271,11 @@ func startDemoServers(cfg *config.Config, logger *slog.Logger) (func(), error) {
 		ServiceKey: dj.ServiceKey, ServiceSecret: dj.ServiceSecret.Reveal(), Version: dj.Version,
 		TokenPath: dj.Token.Path, Logger: logger,
 	})
-	if err := start(dj.BaseURL, sb); err != nil {
+	// WeChat's jscode2session beside it, for the wechat section's login.
+	mux := http.NewServeMux()
+	mux.Handle("/", sb)
+	wechat.NewSandbox(wechat.SandboxOptions{AppID: cfg.WeChat.AppID, Secret: cfg.WeChat.Secret, Logger: logger}).Mount(mux)
+	if err := start(dj.BaseURL, mux); err != nil {
 		stop()
 		return nil, err
 	}

@@ -66,7 +66,7 @@ func writeFile(t *testing.T, content string) string {
 func TestValidate(t *testing.T) {
 	t.Run("the documented example config is ok", func(t *testing.T) {
 		cmd := exec.Command(binary, "validate", "-config", "../../config.yaml")
-		cmd.Env = append(os.Environ(), "SUNSHINE_SECRET=s3cret", "DAOJIA_SERVICE_SECRET=testSecret123")
+		cmd.Env = append(os.Environ(), "SUNSHINE_SECRET=s3cret", "DAOJIA_SERVICE_SECRET=testSecret123", "WECHAT_APP_SECRET=wx-s3cret")
 		out, err := cmd.CombinedOutput()
 		if err != nil || strings.TrimSpace(string(out)) != "ok" {
 			t.Fatalf("validate: %v\n%s", err, out)

@@ -18,6 +18,7 @@ import (
 	"github.com/signgate/signgate/auth"
 	"github.com/signgate/signgate/config"
 	"github.com/signgate/signgate/daojia"
+	"github.com/signgate/signgate/wechat"
 )
 
 // sign prints what a partner must send, so integrators can compare it with what
@@ -106,12 +107,13 @@ func sandbox(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:9700", "address to listen on")
-	cfgPath := fs.String("config", "", "take daojia.service_key / service_secret from this config file (default: the demo pair 2801209652 / testSecret123)")
+	cfgPath := fs.String("config", "", "take daojia.service_key / service_secret, and wechat.appid / secret when set, from this config file (default: the demo pairs 2801209652 / testSecret123 and wx0123456789abcdef / sandbox-secret)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	logger := slog.New(slog.NewJSONHandler(stdout, nil))
 	opts := daojia.SandboxOptions{ServiceKey: "2801209652", ServiceSecret: "testSecret123", Version: "v1", Logger: logger}
+	wx := wechat.SandboxOptions{Logger: logger}
 	if *cfgPath != "" {
 		cfg, err := config.Load(*cfgPath)
 		if err != nil {
@@ -120,7 +122,13 @@ func sandbox(args []string, stdout, stderr io.Writer) int {
 		}
 		dj := cfg.Daojia
 		opts.ServiceKey, opts.ServiceSecret, opts.Version, opts.TokenPath = dj.ServiceKey, dj.ServiceSecret.Reveal(), dj.Version, dj.Token.Path
+		wx.AppID, wx.Secret = cfg.WeChat.AppID, cfg.WeChat.Secret // none: the demo pair
 	}
+	// WeChat's jscode2session (and the path minting its codes) beside 58到家's API.
+	mux := http.NewServeMux()
+	mux.Handle("/", daojia.NewSandbox(opts))
+	wxSandbox := wechat.NewSandbox(wx)
+	wxSandbox.Mount(mux)
 	// Bound before "serving" is logged, so the line means it and names the real
 	// address: with -listen 127.0.0.1:0, the port the system chose.
 	ln, err := net.Listen("tcp", *listen)
@@ -128,10 +136,12 @@ func sandbox(args []string, stdout, stderr io.Writer) int {
 		logger.Error("sandbox cannot listen", "listen", *listen, "err", err)
 		return 1
 	}
-	srv := &http.Server{Handler: daojia.NewSandbox(opts), ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	logger.Info("58到家 sandbox serving", "listen", ln.Addr().String(), "service_key", opts.ServiceKey)
+	logger.Info("WeChat sandbox serving", "listen", ln.Addr().String(), "appid", wxSandbox.AppID(),
+		"login", wechat.SandboxLoginPath, "mint_codes", "POST "+wechat.SandboxCodesPath)
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	select {

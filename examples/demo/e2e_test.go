@@ -69,8 +69,8 @@ func TestBookingFlow(t *testing.T) {
 		if s.Booked.ID != 1 || s.Booked.Status != provider.StatusPending || s.Booked.ServiceName != "日常保潔" {
 			t.Errorf("booked %+v", s.Booked)
 		}
-		if e := s.BadBooking; !strings.Contains(e.Message, "phone must be a mainland mobile number") || e.RequestID == "" {
-			t.Errorf("a bad phone: %+v, want a 400 naming the field, with the gateway's request id", e)
+		if e := s.BadBooking; !strings.Contains(e.Message, "is not in the future") || e.RequestID == "" {
+			t.Errorf("an appointment in the past: %+v, want the backend's 400 naming the field, with the gateway's request id", e)
 		}
 		o := s.OwnerView
 		if o.Phone != "13812345678" || o.Status != provider.StatusCompleted || o.Staff == nil ||
@@ -79,6 +79,38 @@ func TestBookingFlow(t *testing.T) {
 		}
 		if got := historyOf(o); got != "待接單 → 已接單 → 服務中 → 已完成" {
 			t.Errorf("history %s", got)
+		}
+	})
+
+	t.Run("the owner logs in with WeChat and sees only her own orders", func(t *testing.T) {
+		if len(s.Login.Token) < 43 || s.Login.ExpiresIn != 86400 {
+			t.Errorf("login answered %d-character token, expires_in %d; want 43 or more, 86400", len(s.Login.Token), s.Login.ExpiresIn)
+		}
+		if e := s.OtherOwner; e == nil || e.Code != "not_found" || e.RequestID == "" {
+			t.Errorf("a second owner asking for the first owner's order: %+v, want the backend's 404 not_found", e)
+		}
+		if e := s.NoSession; e == nil || e.Code != "missing_session" {
+			t.Errorf("the app's key without a session: %+v, want 401 missing_session", e)
+		}
+	})
+
+	t.Run("the interface spec refuses a malformed booking at the edge", func(t *testing.T) {
+		r := s.SpecRefusal
+		want := []string{
+			`body /appointment_time: not a date-time: want RFC 3339 with a time zone, such as 2026-11-23T10:00:00+08:00`,
+			`body /coupon: not a member the spec allows here (additionalProperties: false)`,
+			`body /phone: string doesn't match the regular expression "^1[3-9][0-9]{9}$"`,
+			`body /service_type: value is not one of the allowed values ["cleaning","appliance_washing","nanny","maternity_nurse"]`,
+		}
+		var got []string
+		for _, e := range r.Errors {
+			got = append(got, e.In+" "+e.At+": "+e.Message)
+		}
+		if r.Status != 400 || r.Code != "bad_request" || r.RequestID == "" || strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%d %s %q, errors:\n%s\nwant:\n%s", r.Status, r.Code, r.Message, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+		if r.Failures != 1 {
+			t.Errorf("%v request failures counted, want 1", r.Failures)
 		}
 	})
 
@@ -100,7 +132,7 @@ func TestBookingFlow(t *testing.T) {
 		if s.OpsView.Phone != "13812345678" || s.OpsView.Staff.Phone != "13998765432" {
 			t.Errorf("ops saw %q / %q", s.OpsView.Phone, s.OpsView.Staff.Phone)
 		}
-		want := map[string]any{"msg": "audit", "client": "property-backend", "role": "ops", "route": "api", "request_id": s.OpsRequestID}
+		want := map[string]any{"msg": "audit", "client": "property-backend", "role": "ops", "route": "order-read", "request_id": s.OpsRequestID}
 		for k, v := range want {
 			if s.Audit[k] != v {
 				t.Errorf("audit %s = %v, want %v (line %s)", k, s.Audit[k], v, s.AuditLine)
@@ -152,7 +184,7 @@ func TestBookingFlow(t *testing.T) {
 	t.Run("nonces and the token live in Redis", func(t *testing.T) {
 		rc := redis.NewClient(&redis.Options{Addr: rs.Addr})
 		defer rc.Close()
-		nonces, err := rc.Keys(ctx, "signgate:nonce:sunshine-housekeeping:*").Result()
+		nonces, err := rc.Keys(ctx, "signgate:nonce:{sunshine-housekeeping}:*").Result()
 		if err != nil {
 			t.Fatal(err)
 		}

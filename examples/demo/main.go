@@ -69,14 +69,15 @@ func run(args []string, stdout, stderr io.Writer) int {
    signgate          %s   (log: %s)
    admin             %s/metrics
    property backend  %s    (examples/property-backend, in this process)
-   58到家 sandbox     %s    (signgate sandbox)
+   58到家 + WeChat    %s    (signgate sandbox: 58到家's API and jscode2session)
    nonces, token     %s
    audit log         %s
 
-   callers           mini-program (API key), provider (API key + hmac-sha256),
-                     property backend (API key + hmac-sha256); secrets made up for
-                     this run unless SUNSHINE_SECRET, PROPERTY_BACKEND_SECRET and
-                     DAOJIA_SERVICE_SECRET are set
+   callers           mini-program (API key + the owner's WeChat session), provider
+                     (API key + hmac-sha256), property backend (API key + hmac-sha256);
+                     secrets made up for this run unless SUNSHINE_SECRET,
+                     PROPERTY_BACKEND_SECRET, DAOJIA_SERVICE_SECRET and
+                     WECHAT_APP_SECRET are set
 `, st.gatewayURL, st.gatewayLog, st.adminURL, st.backendURL, st.sandboxURL, state, st.auditFile)
 
 	_, tourErr := newTour(st, stdout).run(ctx)

@@ -40,7 +40,7 @@ func (p *printer) client(caller string, base http.RoundTripper) *http.Client {
 }
 
 // The request headers worth showing: who calls, and the signature.
-var shownHeaders = []string{"X-Api-Key", "X-Timestamp", "X-Nonce", "X-Signature", "X-Request-Id"}
+var shownHeaders = []string{"X-Api-Key", "Authorization", "Referer", "X-Timestamp", "X-Nonce", "X-Signature", "X-Request-Id"}
 
 // The response headers worth showing: what the response cache did.
 var shownResponseHeaders = []string{"Cache-Status", "Age"}

@@ -59,7 +59,7 @@ type stack struct {
 
 // The secrets config.demo.yaml reads from the environment. A value already set is
 // used; otherwise the demo makes one up for this run.
-var secretVars = []string{"SUNSHINE_SECRET", "PROPERTY_BACKEND_SECRET", "DAOJIA_SERVICE_SECRET"}
+var secretVars = []string{"SUNSHINE_SECRET", "PROPERTY_BACKEND_SECRET", "DAOJIA_SERVICE_SECRET", "WECHAT_APP_SECRET"}
 
 // startStack starts the backend in this process, then `signgate sandbox` and
 // `signgate serve` as processes, and returns once the gateway is ready. On error,
@@ -288,7 +288,9 @@ func demoAddrs(path string, env []string) (backendAddr, sandboxAddr string, err 
 	return backend.Host, sandbox.Host, nil
 }
 
-// withRedis writes a copy of the config with a redis section naming addr.
+// withRedis writes a copy of the config with a redis section naming addr, and
+// beside it copies of the interface specs (*.openapi.yaml) the config reads from
+// its own directory.
 func withRedis(config, dir, addr string) (string, error) {
 	data, err := os.ReadFile(config)
 	if err != nil {
@@ -296,6 +298,19 @@ func withRedis(config, dir, addr string) (string, error) {
 	}
 	data = fmt.Appendf(data, "\n# Added by examples/demo: shared state in Redis.\nredis:\n  addrs: [%q]\n", addr)
 	path := filepath.Join(dir, "config.redis.yaml")
+	specs, err := filepath.Glob(filepath.Join(filepath.Dir(config), "*.openapi.yaml"))
+	if err != nil {
+		return "", err
+	}
+	for _, spec := range specs {
+		b, err := os.ReadFile(spec)
+		if err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(spec)), b, 0o600); err != nil {
+			return "", err
+		}
+	}
 	return path, os.WriteFile(path, data, 0o600)
 }
 

@@ -40,10 +40,14 @@ var chinaTime = time.FixedZone("CST", 8*60*60)
 
 // seen is what each caller saw on the tour, for the end-to-end test to look at.
 type seen struct {
-	Services      []string // service types, as the owner listed them
-	ServicesCache []string // Cache-Status of the owner's two lists: a miss, then a hit
+	Login         loginAnswer // the owner's WeChat login
+	NoSession     *provider.Error
+	OtherOwner    *provider.Error // a second owner asking for the first owner's order
+	Services      []string        // service types, as the owner listed them
+	ServicesCache []string        // Cache-Status of the owner's two lists: a miss, then a hit
 	Booked        provider.Order
 	BadBooking    *provider.Error
+	SpecRefusal   *specRefusal   // a booking the interface spec refuses at the edge
 	ProviderView  provider.Order // the order as the provider first read it
 	WithStaff     provider.Order
 	Statuses      []string // the status after each of the provider's moves
@@ -107,7 +111,7 @@ func newTour(st *stack, out io.Writer) *tour {
 // run walks the whole flow; it stops at the first answer that is not as promised.
 func (t *tour) run(ctx context.Context) (*seen, error) {
 	s := &seen{}
-	for _, step := range []func(context.Context, *seen) error{t.book, t.serve, t.review, t.relay, t.refuse} {
+	for _, step := range []func(context.Context, *seen) error{t.book, t.spec, t.serve, t.review, t.relay, t.refuse} {
 		if err := step(ctx, s); err != nil {
 			return s, err
 		}
@@ -115,11 +119,69 @@ func (t *tour) run(ctx context.Context) (*seen, error) {
 	return s, nil
 }
 
+// loginAnswer is what the login route answers.
+type loginAnswer struct {
+	Token     string `json:"token"`
+	ExpiresIn int    `json:"expires_in"`
+}
+
+// wxReferer is the Referer wx.request sends from the demo mini-program.
+const wxReferer = "https://servicewechat.com/wx0123456789abcdef/1/page-frame.html"
+
+// login logs an owner in as the mini-program does: wx.login() on her phone gives a
+// code (here the sandbox mints one, as WeChat would), which the mini-program POSTs
+// to signgate's login route; the token it gets back goes on every later call.
+func (t *tour) login(ctx context.Context, c *keyClient, user string) (loginAnswer, error) {
+	var a loginAnswer
+	body := strings.NewReader(`{"user":"` + user + `"}`)
+	resp, err := http.Post(t.st.sandboxURL+"/sandbox/wechat/codes", "application/json", body)
+	if err != nil {
+		return a, err
+	}
+	var minted struct {
+		Code string `json:"code"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&minted)
+	resp.Body.Close()
+	if err != nil || minted.Code == "" {
+		return a, check(false, "the sandbox minted no wx.login code (%v)", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, "POST", c.base+"/auth/wechat/login", strings.NewReader(`{"code":"`+minted.Code+`"}`))
+	if err != nil {
+		return a, err
+	}
+	req.Header.Set("X-Api-Key", c.key)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Referer", wxReferer)
+	resp, err = c.http.Do(req)
+	if err != nil {
+		return a, err
+	}
+	defer resp.Body.Close()
+	if err := provider.DecodeAnswer(resp, &a); err != nil {
+		return a, err
+	}
+	if err := check(len(a.Token) >= 43 && a.ExpiresIn > 0, "login answered token %d characters, expires_in %d", len(a.Token), a.ExpiresIn); err != nil {
+		return a, err
+	}
+	c.bearer = a.Token
+	return a, nil
+}
+
 // Step 1.
 func (t *tour) book(ctx context.Context, s *seen) error {
-	t.p.heading("Step 1 · An owner books a home service in the mini-program", `
-The mini-program calls signgate with its API key only (wx.request cannot keep a
-secret). Its role, resident_app, may list the services, book one and read orders.`)
+	t.p.heading("Step 1 · An owner logs in and books a home service in the mini-program", `
+The mini-program's API key is public (anyone can unpack a mini-program), so it only
+says which app calls. Which owner calls, signgate learns itself: the mini-program
+sends wx.login()'s code, signgate exchanges it at WeChat's jscode2session (here the
+sandbox) and answers a session token. With it the owner's role, resident_app, may
+list the services, book one and read her own orders; the backend receives her
+openid as X-WX-OpenID, which only the gateway can set.`)
+
+	var err error
+	if s.Login, err = t.login(ctx, t.owner, "wangfang"); err != nil {
+		return err
+	}
 
 	var list struct {
 		Services []struct {
@@ -172,8 +234,8 @@ secret). Its role, resident_app, may list the services, book one and read orders
 		return err
 	}
 
-	t.p.note("A typo in the phone number is refused by the backend with a 400 that says what\nis wrong; signgate passes it through as it is:")
-	booking["phone"] = "1381234567"
+	t.p.note("An appointment in the past is refused by the backend with a 400 that says what\nis wrong (only the backend knows what time it is); signgate passes it through as it is:")
+	booking["appointment_time"] = at.AddDate(0, 0, -7).Format(time.RFC3339)
 	if s.BadBooking, err = wantError(t.owner.call(ctx, "POST", "/api/orders", booking, nil), 400, "bad_request"); err != nil {
 		return err
 	}
@@ -245,6 +307,22 @@ the owner's full number, and signgate writes an audit line for every such answer
 	}
 	if err := check(s.OwnerView.Status == provider.StatusCompleted && s.OwnerView.Staff != nil && s.OwnerView.Staff.Phone == "13998765432",
 		"the owner saw status %q staff %+v", s.OwnerView.Status, s.OwnerView.Staff); err != nil {
+		return err
+	}
+
+	t.p.note("Her neighbour logs in on his own phone and asks for the same order id. signgate\n" +
+		"sends the backend his openid, and the backend shows an owner only her own orders:")
+	neighbour := &keyClient{base: t.owner.base, key: t.owner.key, http: t.owner.http}
+	if _, err := t.login(ctx, neighbour, "neighbour"); err != nil {
+		return err
+	}
+	var err error
+	if s.OtherOwner, err = wantError(neighbour.call(ctx, "GET", fmt.Sprintf("/api/orders/%d", id), nil, nil), 404, "not_found"); err != nil {
+		return err
+	}
+	t.p.note("And a script with the app's public key but no session gets nothing at all:")
+	anonymous := &keyClient{base: t.owner.base, key: t.owner.key, http: t.owner.http}
+	if s.NoSession, err = wantError(anonymous.call(ctx, "GET", fmt.Sprintf("/api/orders/%d", id), nil, nil), 401, "missing_session"); err != nil {
 		return err
 	}
 
@@ -364,7 +442,10 @@ Every refusal is JSON, {"code","message","request_id"}, with the status that fit
 // keyClient calls with an API key and nothing else, as wx.request does.
 type keyClient struct {
 	base, key string
-	http      *http.Client
+	// bearer is the owner's session token once she has logged in: sent as
+	// Authorization: Bearer, as the mini-program sends what wx.login gave it.
+	bearer string
+	http   *http.Client
 }
 
 func (c *keyClient) call(ctx context.Context, method, path string, in, out any) error {
@@ -387,6 +468,9 @@ func (c *keyClient) callHeader(ctx context.Context, method, path string, in, out
 		return nil, err
 	}
 	req.Header.Set("X-Api-Key", c.key)
+	if c.bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+c.bearer)
+	}
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

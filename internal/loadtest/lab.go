@@ -2,9 +2,11 @@ package main
 
 import (
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"maps"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +24,7 @@ type lab struct {
 	dir      string
 	self     string // this binary: `upstream` and `bare` subcommands
 	signgate string // built from ./cmd/signgate
+	spec     string // examples/orders.openapi.yaml, for the validation rows
 	cert     string // PEM files of the one self-signed certificate every TLS row uses
 	key      string
 
@@ -30,6 +33,8 @@ type lab struct {
 	upstreamProc  *proc
 	redis         string // host:port, "" when no row needs it
 	redisProc     *proc
+	cluster       []string // the Redis Cluster's nodes, when a row needs it (cluster.go)
+	clusterProcs  []*proc
 	sandbox       string // base URL, "" when no row needs it
 	sandboxProc   *proc
 
@@ -39,7 +44,7 @@ type lab struct {
 // newLab builds signgate, writes the certificate and starts the servers the selected
 // rows need on core 0.
 func newLab(dir, moduleRoot string, rows []row) (*lab, error) {
-	l := &lab{dir: dir}
+	l := &lab{dir: dir, spec: filepath.Join(moduleRoot, "examples", "orders.openapi.yaml")}
 	var err error
 	if l.self, err = os.Executable(); err != nil {
 		return nil, err
@@ -71,7 +76,7 @@ func newLab(dir, moduleRoot string, rows []row) (*lab, error) {
 	var needRedis, needSandbox bool
 	for _, r := range rows {
 		needRedis = needRedis || r.setup.redis
-		needSandbox = needSandbox || r.setup.relay
+		needSandbox = needSandbox || r.setup.relay || r.setup.wechat
 	}
 	if needRedis {
 		if l.redis, err = freeAddr(); err != nil {
@@ -85,6 +90,9 @@ func newLab(dir, moduleRoot string, rows []row) (*lab, error) {
 		if err := l.redisProc.waitListening(l.redis); err != nil {
 			return nil, err
 		}
+	}
+	if err := l.startCluster(rows); err != nil {
+		return nil, err
 	}
 	if needSandbox {
 		addr, err := freeAddr()
@@ -108,6 +116,7 @@ func newLab(dir, moduleRoot string, rows []row) (*lab, error) {
 func (l *lab) close() {
 	l.sandboxProc.stop()
 	l.redisProc.stop()
+	l.stopCluster()
 	l.upstreamProc.stop()
 }
 
@@ -143,6 +152,9 @@ func requireTools(rows []row) error {
 		if r.setup.redis {
 			need["redis-server"] = "redis-server"
 		}
+		if r.setup.cluster {
+			need["redis-cli"] = "redis-tools"
+		}
 	}
 	var missing, pkgs []string
 	for _, tool := range slices.Sorted(maps.Keys(need)) {
@@ -156,4 +168,37 @@ func requireTools(rows []row) error {
 			strings.Join(missing, ", "), strings.Join(pkgs, ", "))
 	}
 	return nil
+}
+
+// login logs the rows' mini-program user in at the signgate on base: a code minted
+// by the sandbox (as wx.login would give it), exchanged at the login route for a
+// session token.
+func (l *lab) login(base string) (string, error) {
+	resp, err := http.Post(l.sandbox+"/sandbox/wechat/codes", "application/json", strings.NewReader(`{"user":"loadtest"}`))
+	if err != nil {
+		return "", err
+	}
+	var minted struct {
+		Code string `json:"code"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&minted)
+	resp.Body.Close()
+	if err != nil || minted.Code == "" {
+		return "", fmt.Errorf("sandbox minted no code (%v)", err)
+	}
+	req, _ := http.NewRequest("POST", base+"/auth/wechat/login", strings.NewReader(`{"code":"`+minted.Code+`"}`))
+	req.Header.Set("X-Api-Key", appKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var session struct {
+		Token string `json:"token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&session); err != nil || resp.StatusCode != http.StatusOK || session.Token == "" {
+		return "", fmt.Errorf("login answered %d (%v)", resp.StatusCode, err)
+	}
+	return session.Token, nil
 }

@@ -173,6 +173,10 @@ func (rep report) targets() [][]string {
 	ratio("cached route, Redis hit (6r) ≥ uncached (6)", "6r", "6", 1)
 	ratio("in-process hit (6c) ≥ 0.6× nginx proxy_cache hit (3c)", "6c", "3c", 0.6)
 	ratio("traced at ratio 1.0 (6t) ≥ 0.85× untraced (6)", "6t", "6", 0.85)
+	ratio("hmac + nonces and limits in Redis (8) ≥ 0.85× local limits (7)", "8", "7", 0.85)
+	ratio("… on a Redis Cluster (8k / 7)", "8k", "7", 0)
+	ratio("WeChat-session route (6w) ≥ 0.9× API key alone (6)", "6w", "6", 0.9)
+	ratio("booking validated (11v) ≥ 0.85× unvalidated (11)", "11v", "11", 0.85)
 	added := func(label, id string, pick func(measured) time.Duration, limit time.Duration) {
 		d, ok1 := rep.get("lat1")
 		m, ok2 := rep.get(id)

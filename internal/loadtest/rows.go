@@ -1,5 +1,10 @@
 package main
 
+import (
+	"strconv"
+	"strings"
+)
+
 // row is one line of the table: a system under test, TLS or not, and the request wrk
 // sends through it.
 type row struct {
@@ -37,7 +42,10 @@ func (r row) proxyCore() string {
 // signgateSetup is what a signgate row needs around it.
 type signgateSetup struct {
 	redis bool // state (nonces, and so rate limits) in redis-server
-	relay bool // the 58到家 relay route, to the sandbox
+	// cluster puts that state in a Redis Cluster of three masters and three
+	// replicas instead (cluster.go); set redis too.
+	cluster bool
+	relay   bool // the 58到家 relay route, to the sandbox
 	// cacheRedisOnly, on a cached row, turns the in-process tier off
 	// (cache.memory_bytes: 0), so every hit is read from Redis (needs redis). A cached
 	// row without it has the in-process tier and no Redis, as row 6.
@@ -45,6 +53,12 @@ type signgateSetup struct {
 	// tracing turns OpenTelemetry on at sample ratio 1.0, exporting over OTLP/HTTP
 	// to the upstream process, which takes the spans as a collector would.
 	tracing bool
+	// wechat sets up WeChat login against the sandbox (as its demo mini-program) and
+	// the route "GET /api/mine" with user: required; needs the sandbox.
+	wechat bool
+	// validate holds the booking route (POST /api/orders) to examples/
+	// orders.openapi.yaml: validate: {request: enforce}.
+	validate bool
 }
 
 // request is what wrk sends.
@@ -55,6 +69,10 @@ type request struct {
 	// of the run; a wrk Lua script hands each out once.
 	secret string
 	post   string // a POST body (JSON); "" is GET
+	// session logs in once before the run (a sandbox code, the login route) and
+	// sends the session token as Authorization: Bearer on every request.
+	session bool
+	bearer  string // the token, once logged in
 }
 
 // The paths of the signgate config's routes (startSigngate): one route per feature set.
@@ -63,7 +81,17 @@ const (
 	pathPublic   = "/api/public"   // public: true
 	pathLimited  = "/api/limited"  // + ip and client rate limits
 	pathRelay    = "/daojia/serviceUser/getAllServiceUser"
+	pathMine     = "/api/mine"   // + user: required (a WeChat session)
+	pathBook     = "/api/orders" // POST: the booking route (the upstream answers payload)
 )
+
+// booking is a 1 KB booking as owners send it (a long address, Chinese escaped as
+// \uXXXX), valid under examples/orders.openapi.yaml: what the validation rows post.
+var booking = func() string {
+	address := strings.Repeat("幸福小區三棟二單元五零一室", 12)
+	return `{"name":` + strconv.QuoteToASCII("王芳") + `,"phone":"13812345678","address":` + strconv.QuoteToASCII(address) +
+		`,"service_type":"cleaning","appointment_time":"2026-11-23T10:00:00+08:00"}`
+}()
 
 // allRows is the table, in the order it runs and prints.
 var allRows = []row{
@@ -85,9 +113,21 @@ var allRows = []row{
 	// Issue 19: row 6 with every request traced and exported.
 	{id: "6t", num: "6t", name: "signgate, API key + RBAC, traced (ratio 1.0, OTLP/HTTP)", system: sysSigngate,
 		setup: signgateSetup{tracing: true}, req: request{path: pathServices, apiKey: appKey}},
+	// Issue 18: row 6 on a route that needs the owner's WeChat session.
+	{id: "6w", num: "6w", name: "signgate, API key + RBAC + WeChat session (user: required)", system: sysSigngate,
+		setup: signgateSetup{wechat: true}, req: request{path: pathMine, apiKey: appKey, session: true}},
+	// Issue 20: a 1 KB booking POSTed through a plain route, and through one that holds
+	// it to the interface spec.
+	{id: "11", num: "11", name: "signgate, POST a 1 KB booking, API key + RBAC", system: sysSigngate,
+		req: request{path: pathBook, apiKey: appKey, post: booking}},
+	{id: "11v", num: "11v", name: "signgate, the same, + validate: {request: enforce}", system: sysSigngate,
+		setup: signgateSetup{validate: true}, req: request{path: pathBook, apiKey: appKey, post: booking}},
 	{id: "7", num: "7", name: "signgate, + local rate limit (ip + client)", system: sysSigngate, req: request{path: pathLimited, apiKey: appKey}},
 	{id: "8", num: "8", name: "signgate, + hmac-sha256; nonces and limits in Redis", system: sysSigngate,
 		setup: signgateSetup{redis: true}, req: request{path: pathLimited, apiKey: signerKey, secret: signerSecret}},
+	// Issue 21: row 8 on a Redis Cluster (3 masters + 3 replicas on core 0).
+	{id: "8k", num: "8k", name: "signgate, row 8 on a Redis Cluster (3 + 3 replicas)", system: sysSigngate,
+		setup: signgateSetup{redis: true, cluster: true}, req: request{path: pathLimited, apiKey: signerKey, secret: signerSecret}},
 	{id: "9", num: "9", name: "signgate, + masking a 4 KB order list", system: sysSigngate,
 		setup: signgateSetup{redis: true}, req: request{path: ordersPath, apiKey: providerKey, secret: providerSecret}},
 	{id: "10", num: "10", name: "signgate, 58到家 relay, cached token, sandbox", system: sysSigngate,

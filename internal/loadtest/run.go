@@ -214,6 +214,13 @@ func (l *lab) measure(ctx context.Context, o options, r row, runID int, profile 
 	if r.oneConn {
 		w.conns, w.threads = 1, 1
 	}
+	if r.req.session {
+		token, err := l.login(scheme + "://" + s.addr)
+		if err != nil {
+			return measured{}, fmt.Errorf("login: %w", err)
+		}
+		w.req.bearer = token
+	}
 	if r.cached {
 		if err := checkCacheHit(r, w.url); err != nil {
 			return measured{}, fmt.Errorf("warm-up: %w", err)

@@ -252,6 +252,9 @@ func (l *lab) startSigngate(r row) (*sut, error) {
 	if r.setup.redis {
 		redis = fmt.Sprintf("redis: {addrs: [%q]}\n", l.redis)
 	}
+	if r.setup.cluster {
+		redis = fmt.Sprintf("redis: {addrs: [\"%s\"]}\n", strings.Join(l.cluster, `", "`))
+	}
 	// The cached rows: the services route (row 6's) behind the response cache, its
 	// in-process tier on (Redis off), or off with Redis as the only tier.
 	cacheConf, servicesCache := "", ""
@@ -268,6 +271,20 @@ func (l *lab) startSigngate(r row) (*sut, error) {
 	}
 	if r.setup.tracing {
 		cacheConf += fmt.Sprintf("tracing: {otlp_endpoint: \"http://%s\", sample_ratio: 1}\n", l.upstream)
+	}
+	wechatRoles := ""
+	if r.setup.wechat {
+		// The sandbox, without -config, answers for its demo mini-program.
+		cacheConf += fmt.Sprintf("wechat: {appid: wx0123456789abcdef, secret: sandbox-secret, api_base: %q}\n", l.sandbox)
+		wechatRoles = `, "GET /api/mine", "POST /auth/wechat/login"`
+		servicesCache += "}\n" +
+			`  - {name: wx-login, match: "POST /auth/wechat/login", wechat: login}` + "\n" +
+			`  - {name: mine, match: "GET /api/mine", upstream: backend, user: required`
+	}
+	bookValidate := ""
+	if r.setup.validate {
+		cacheConf += fmt.Sprintf("openapi: {specs: [%q]}\n", l.spec)
+		bookValidate = ", validate: {request: enforce}"
 	}
 	daojia, relay := "", ""
 	if r.setup.relay {
@@ -289,7 +306,7 @@ tls: %[3]s
   - {id: signer, api_key_sha256: %[7]q, secret: %[8]q, signature: hmac-sha256, roles: [app]}
   - {id: provider, api_key_sha256: %[9]q, secret: %[10]q, signature: hmac-sha256, roles: [provider]}
 roles:
-  app: {allow: ["GET /api/services", "GET /api/limited", "POST /daojia/**"]}
+  app: {allow: ["GET /api/services", "GET /api/limited", "POST /api/orders", "POST /daojia/**"%[15]s]}
   provider: {allow: ["GET /api/orders"], mask: true}
 masking: {fields: [phone, mobile, userPhone, contactPhone], detect: [cn_mobile]}
 upstreams: {backend: {targets: ["http://%[11]s"]}}
@@ -298,6 +315,7 @@ routes:
   - {name: services, match: "GET /api/services", upstream: backend%[14]s}
   - {name: limited, match: "GET /api/limited", upstream: backend}
   - {name: orders, match: "GET /api/orders", upstream: backend}
+  - {name: book, match: "POST /api/orders", upstream: backend%[16]s}
 %[12]s# Limits high enough never to refuse: the rows measure the cost of deciding. With
 # redis.addrs set, signgate keeps them in Redis (GCRA), as a fleet would.
 rate_limits:
@@ -305,7 +323,7 @@ rate_limits:
   - {key: client, routes: [limited, orders], rate: 1000000/s, burst: 1000000}
 `, addr, admin, tlsConf, redis, daojia,
 		auth.HashKey(appKey), auth.HashKey(signerKey), signerSecret, auth.HashKey(providerKey), providerSecret,
-		l.upstream, relay, cacheConf, servicesCache)
+		l.upstream, relay, cacheConf, servicesCache, wechatRoles, bookValidate)
 	confPath := filepath.Join(l.dir, "signgate-"+r.id+".yaml")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		return nil, err

@@ -63,7 +63,7 @@ func upstreamMain(args []string) int {
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
-		if r.URL.Path == ordersPath {
+		if r.URL.Path == ordersPath && r.Method == http.MethodGet {
 			_, _ = w.Write(orders)
 			return
 		}

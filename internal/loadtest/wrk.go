@@ -50,6 +50,9 @@ func (w wrkRun) run() (wrkResult, error) {
 	if w.req.apiKey != "" && w.req.secret == "" {
 		args = append(args, "-H", "X-Api-Key: "+w.req.apiKey)
 	}
+	if w.req.bearer != "" {
+		args = append(args, "-H", "Authorization: Bearer "+w.req.bearer)
+	}
 	var scriptArgs []string
 	switch {
 	case w.req.secret != "":

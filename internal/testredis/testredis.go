@@ -1,10 +1,14 @@
 // Package testredis starts a real redis-server for tests, on a free loopback port, and
-// stops it when the test ends.
+// stops it when the test ends; or a Sentinel group (a master, its replica, three
+// Sentinels: StartSentinel) or a Cluster (three masters, a replica each, joined by
+// redis-cli: StartCluster), whose masters a test can SIGKILL to watch the failover.
+// StartTopologies starts all three, so a package runs its contract on each.
 //
 // Tests of the Redis-backed stores run against the real server, never a fake: the
-// behaviour that matters (SET NX PX, Lua scripts, expiry, a server that goes away) is
-// exactly what a fake gets subtly wrong. A missing redis-server fails the test instead
-// of skipping it, so a CI box without Redis cannot silently pass the Redis half.
+// behaviour that matters (SET NX PX, Lua scripts, expiry, a server that goes away, a
+// replica promoted, a slot that moved) is exactly what a fake gets subtly wrong. A
+// missing redis-server or redis-cli fails the test instead of skipping it, so a CI
+// box without them cannot silently pass the Redis half.
 package testredis
 
 import (
@@ -42,6 +46,11 @@ type Server struct {
 	bin  string
 	dir  string
 	port int
+	// args come after the common flags: a replica's --replicaof, a cluster node's
+	// --cluster-enabled. conf, when set, is a Sentinel's config file (Sentinel
+	// rewrites it, so each has its own) and makes the process a Sentinel.
+	args []string
+	conf string
 
 	mu   sync.Mutex
 	proc *testproc.Process // nil while stopped
@@ -51,30 +60,60 @@ type Server struct {
 // PING, and stops it in t.Cleanup. It fails t when redis-server is not installed.
 func Start(t testing.TB) *Server {
 	t.Helper()
-	bin, err := findServer()
+	s, err := tryStart(t, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{t: t, bin: bin, dir: t.TempDir()}
-	t.Cleanup(s.Stop)
+	return s
+}
 
+// tryStart starts a server with extra args, or a Sentinel with conf (see
+// Server.conf), on a free port, and stops it when t ends. It returns an error rather
+// than failing t, so the goroutines of StartTopologies can call it.
+func tryStart(t testing.TB, args []string, conf string) (*Server, error) {
+	bin, err := findServer()
+	if err != nil {
+		return nil, err
+	}
+	s := newServer(t, bin, args, conf)
 	var lastErr error
 	for range startAttempts {
 		// Another process can take the port between our Close and redis-server's bind;
 		// that shows up as an early exit, and a fresh port is the cure.
 		ports, err := testproc.FreePorts(1)
 		if err != nil {
-			t.Fatalf("testredis: pick a port: %v", err)
+			return nil, fmt.Errorf("testredis: pick a port: %w", err)
 		}
-		port := ports[0]
-		s.port = port
-		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		s.port = ports[0]
+		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
 		if lastErr = s.launch(); lastErr == nil {
-			return s
+			return s, nil
 		}
 	}
-	t.Fatalf("testredis: %v", lastErr)
-	return nil
+	return nil, fmt.Errorf("testredis: %w", lastErr)
+}
+
+func newServer(t testing.TB, bin string, args []string, conf string) *Server {
+	s := &Server{t: t, bin: bin, dir: t.TempDir(), args: args, conf: conf}
+	t.Cleanup(s.Stop)
+	return s
+}
+
+// startOn starts a server on port, once: for a group whose members must know each
+// other's ports before they start (Sentinels). A port taken meanwhile is an error;
+// the caller picks new ones for the whole group.
+func startOn(t testing.TB, port int, args []string, conf string) (*Server, error) {
+	bin, err := findServer()
+	if err != nil {
+		return nil, err
+	}
+	s := newServer(t, bin, args, conf)
+	s.port = port
+	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	if err := s.launch(); err != nil {
+		return nil, fmt.Errorf("testredis: %w", err)
+	}
+	return s, nil
 }
 
 // Stop stops the server now (SIGTERM, then SIGKILL after a grace period) and waits for
@@ -87,6 +126,26 @@ func (s *Server) Stop() {
 	if p != nil {
 		p.Stop(stopTimeout)
 	}
+}
+
+// Kill ends the server with SIGKILL, as a crash or an OOM kill would: no shutdown,
+// nothing saved, its connections reset. Restart starts it again.
+func (s *Server) Kill() {
+	s.mu.Lock()
+	p := s.proc
+	s.proc = nil
+	s.mu.Unlock()
+	if p != nil {
+		_ = p.Signal(syscall.SIGKILL)
+		p.Stop(stopTimeout) // reaps it; the SIGTERM that follows finds it gone
+	}
+}
+
+// Running reports whether the server was started and not stopped or killed since.
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.proc != nil
 }
 
 // Restart starts the server again on the same Addr, stopping it first if it runs, and
@@ -125,16 +184,23 @@ func (s *Server) signal(sig os.Signal) {
 func (s *Server) launch() error {
 	logFile := filepath.Join(s.dir, "redis.log")
 	_ = os.Remove(logFile) // so a failure report shows this run only
-	cmd := exec.Command(s.bin,
+	var args []string
+	if s.conf != "" {
+		// A Sentinel reads (and rewrites) its file; the flags below still apply.
+		args = append(args, s.conf, "--sentinel")
+	}
+	args = append(args,
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
 		"--protected-mode", "no",
-		"--save", "",
-		"--appendonly", "no",
 		"--daemonize", "no",
 		"--dir", s.dir,
 		"--logfile", logFile,
 	)
+	if s.conf == "" {
+		args = append(args, "--save", "", "--appendonly", "no")
+	}
+	cmd := exec.Command(s.bin, append(args, s.args...)...)
 	p, err := testproc.Start(cmd)
 	if err != nil {
 		return err

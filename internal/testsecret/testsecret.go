@@ -25,10 +25,16 @@ const (
 	DaojiaSecret = "sgtest-daojia-secret-Kv27"
 	// RedisPassword is redis.password.
 	RedisPassword = "sgtest-redis-password-Wm54"
+	// WeChatSecret is wechat.secret, the mini-program's AppSecret.
+	WeChatSecret = "sgtest-wechat-secret-Hp63"
+	// JWTSecret is jwt.hs256_secret (32 bytes or more, as HS256 keys must be).
+	JWTSecret = "sgtest-jwt-hs256-secret-Ux48-0123456789"
 )
 
 // Values are every secret above.
-func Values() []string { return []string{PartnerSecret, DaojiaSecret, RedisPassword} }
+func Values() []string {
+	return []string{PartnerSecret, DaojiaSecret, RedisPassword, WeChatSecret, JWTSecret}
+}
 
 // Find returns the needles (Values when none are given) that occur in b.
 func Find(b []byte, needles ...string) []string {
