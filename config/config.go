@@ -56,6 +56,12 @@ type Server struct {
 	// protocol header; their connections must carry one, and its source address
 	// stands for the caller's. Connections from elsewhere are taken as they are.
 	ProxyProtocolFrom []string `yaml:"proxy_protocol_from"`
+	// Hosts are the host names callers may ask for (Host, :authority), exactly or
+	// as "*.example.com" (one label or more); another is refused 421 before
+	// routing. Upstreams build links (a password-reset mail, a redirect) from the
+	// X-Forwarded-Host the gateway passes on, so a caller must not choose it.
+	// Empty: any host (the embedded default and local runs).
+	Hosts []string `yaml:"hosts"`
 }
 
 // TLS chooses where the edge certificate comes from.

@@ -92,6 +92,12 @@ func (v *validator) validate(c *Config) {
 const maxLogBuffer = 1 << 20
 
 func (v *validator) server(s *Server) {
+	for i, h := range s.Hosts {
+		name := strings.TrimPrefix(h, "*.")
+		if name == "" || strings.ContainsAny(name, "*:/ ") || strings.ToLower(name) != name || strings.HasSuffix(name, ".") {
+			v.addf(fmt.Sprintf("server.hosts[%d]", i), `want a lower-case host name without a port, such as "api.example.com" or "*.example.com", got %q`, h)
+		}
+	}
 	v.hostPort("server.listen", s.Listen)
 	if s.HTTPListen != "" {
 		v.hostPort("server.http_listen", s.HTTPListen)

@@ -395,3 +395,17 @@ log:
 		`log.level (line 23): want one of debug, info, warn, error; got "loud"`,
 	})
 }
+
+func TestServerHosts(t *testing.T) {
+	cfg := mustParse(t, "server: {hosts: [api.example.com, \"*.wx.example.com\"]}\n")
+	if got := cfg.Server.Hosts; len(got) != 2 || got[1] != "*.wx.example.com" {
+		t.Errorf("server.hosts = %q", got)
+	}
+	equalLines(t, problemsOf(t, "server:\n  hosts: [\"API.example.com\", \"api.example.com:443\", \"*\", \"a.*.example.com\", \"\"]\n"), []string{
+		`server.hosts[0] (line 2): want a lower-case host name without a port, such as "api.example.com" or "*.example.com", got "API.example.com"`,
+		`server.hosts[1] (line 2): want a lower-case host name without a port, such as "api.example.com" or "*.example.com", got "api.example.com:443"`,
+		`server.hosts[2] (line 2): want a lower-case host name without a port, such as "api.example.com" or "*.example.com", got "*"`,
+		`server.hosts[3] (line 2): want a lower-case host name without a port, such as "api.example.com" or "*.example.com", got "a.*.example.com"`,
+		`server.hosts[4] (line 2): want a lower-case host name without a port, such as "api.example.com" or "*.example.com", got ""`,
+	})
+}

@@ -327,6 +327,7 @@ func buildGateway(cfg *config.Config, d deps, prev *gateway) (*gateway, error) {
 		limitBody(cfg.Server.MaxBodyBytes),
 		cors(newCORSPolicy(c.AllowOrigins, c.AllowMethods, c.AllowHeaders, c.ExposeHeaders, c.AllowCredentials, int(c.MaxAge.Seconds()))),
 		cleanPath(refuse),
+		checkHost(cfg.Server.Hosts, refuse),
 		hygiene,
 	)
 	built = true

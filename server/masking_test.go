@@ -17,6 +17,7 @@ import (
 
 	"github.com/signgate/signgate/auth"
 	"github.com/signgate/signgate/daojia"
+	"github.com/signgate/signgate/internal/leakcheck"
 )
 
 const (
@@ -250,5 +251,46 @@ daojia: {base_url: %q, service_key: %q, service_secret: %q, timeout: 2s}
 	if n := strings.Count(string(audit), `"msg":"audit"`); n != 2 ||
 		!strings.Contains(string(audit), `"method":"POST","path":"/daojia/serviceUser/getAllServiceUser","route":"relay"`) {
 		t.Fatalf("audit log, want two relay lines with method and path:\n%s", audit)
+	}
+}
+
+// A 58到家 answer through the relay reaches a mask role with no full number in any
+// header, not only in its body: the relay passes on none of 58到家's own headers.
+func TestRelayAnswerHeadersMasked(t *testing.T) {
+	platform := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.URL.Path == "/api/v1/token/getAccessToken" {
+			io.WriteString(w, `{"code":0,"message":"ok","data":{"accessToken":"tok-relay-headers","expiresIn":7200}}`)
+			return
+		}
+		w.Header().Set("X-Contact", "call 13812345678")
+		w.Header().Set("Link", `</users/13912345678>; rel="self"`)
+		io.WriteString(w, `{"code":0,"message":"ok","data":{"userPhone":"15888888888"}}`)
+	}))
+	t.Cleanup(platform.Close)
+	g := startGateway(t, fmt.Sprintf(`
+server: {listen: "127.0.0.1:0", http_listen: "", admin_listen: "127.0.0.1:0"}
+tls: {mode: self_signed}
+clients:
+  - {id: provider, api_key_sha256: %q, roles: [masked]}
+roles:
+  masked: {allow: ["POST /daojia/**"], mask: true}
+daojia: {base_url: %q, service_key: %q, service_secret: %q, timeout: 2s}
+routes:
+  - {name: relay, match: "POST /daojia/**", daojia: relay}
+`, auth.HashKey(providerKey), platform.URL, djKey, djSecret))
+	resp, body := g.do(t, "POST", "/daojia/serviceUser/getServiceUser", providerKey, strings.NewReader(`{}`), "Content-Type", "application/json")
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "158****8888") {
+		t.Fatalf("relay: %d %s", resp.StatusCode, body)
+	}
+	for name, values := range resp.Header {
+		for _, v := range values {
+			if len(leakcheck.FindString(name+": "+v)) > 0 {
+				t.Errorf("header %s: %q holds a full number", name, v)
+			}
+		}
+	}
+	if got := resp.Header.Get("X-Contact"); got != "" && got != "call 138****5678" {
+		t.Errorf("X-Contact %q, want it masked or not passed on", got)
 	}
 }

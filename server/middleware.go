@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"runtime/debug"
@@ -344,4 +345,47 @@ func hasEncodedSlashOrDot(raw string) bool {
 		}
 	}
 	return false
+}
+
+// errMisdirected answers a request for a host this gateway does not serve.
+var errMisdirected = apierror.New(http.StatusMisdirectedRequest, "misdirected_request",
+	"this gateway does not serve that host (server.hosts)")
+
+// checkHost refuses, before routing, a request whose Host (HTTP/2's :authority) is
+// none of hosts: exact names, or "*.example.com" for any name under example.com.
+// The upstream receives the host as X-Forwarded-Host and may build absolute links
+// from it, so a caller must not choose it. With no hosts, any host passes.
+func checkHost(hosts []string, refuse refusal) middleware {
+	return func(next http.Handler) http.Handler {
+		if len(hosts) == 0 {
+			return next
+		}
+		exact := make(map[string]bool, len(hosts))
+		var suffixes []string
+		for _, h := range hosts {
+			if rest, ok := strings.CutPrefix(h, "*"); ok {
+				suffixes = append(suffixes, rest) // ".example.com"
+			} else {
+				exact[h] = true
+			}
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			host := r.Host
+			if h, _, err := net.SplitHostPort(host); err == nil {
+				host = h
+			}
+			host = strings.TrimSuffix(lowerASCII(host), ".")
+			ok := exact[host]
+			for _, s := range suffixes {
+				if !ok && len(host) > len(s) && strings.HasSuffix(host, s) {
+					ok = true
+				}
+			}
+			if !ok {
+				refuse(w, r, errMisdirected)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }
