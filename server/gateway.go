@@ -256,7 +256,7 @@ func buildGateway(cfg *config.Config, d deps, prev *gateway) (*gateway, error) {
 		// The owner is learnt after the client is authenticated and authorized, and
 		// before the limits that may count by owner (key: user).
 		owner := func(m middleware) middleware { return m }
-		if knowsOwners || rt.User == "required" {
+		if knowsOwners { // config validation makes user: required need wechat or jwt
 			owner = func(m middleware) middleware {
 				return func(next http.Handler) http.Handler {
 					return traceIdentity(d.tracer, identify(idn, rt.User == "required"))(m(next))

@@ -138,8 +138,10 @@ func (id *identity) close(next *identity) {
 }
 
 // bearer returns the token of an Authorization: Bearer header, "" when there is none.
-func bearer(h http.Header) string {
-	v := h.Get("Authorization")
+func bearer(h http.Header) string { return bearerToken(h.Get("Authorization")) }
+
+// bearerToken returns the token of one Authorization value, "" when it is not Bearer.
+func bearerToken(v string) string {
 	if len(v) < 7 || !strings.EqualFold(v[:7], "bearer ") {
 		return ""
 	}
@@ -156,7 +158,7 @@ func isJWT(token string) bool { return strings.Count(token, ".") == 2 }
 func dropSessionToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for _, v := range r.Header["Authorization"] {
-			if len(v) >= 7 && strings.EqualFold(v[:7], "bearer ") && !isJWT(strings.TrimSpace(v[7:])) {
+			if t := bearerToken(v); t != "" && !isJWT(t) {
 				r.Header.Del("Authorization")
 				break
 			}
@@ -207,11 +209,9 @@ func identify(id *identity, required bool) middleware {
 			switch {
 			case err == nil:
 				info := reqinfo.Of(r)
+				// The proxy sets X-WX-OpenID and X-WX-UnionID from these, last
+				// (proxy.Pool.rewrite), where no Connection header can remove them.
 				info.User, info.UnionID = openid, unionid
-				r.Header.Set("X-WX-OpenID", openid)
-				if unionid != "" {
-					r.Header.Set("X-WX-UnionID", unionid)
-				}
 			case !required:
 				// No owner: the request goes on as anyone's.
 			default:

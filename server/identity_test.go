@@ -204,6 +204,17 @@ func TestWeChatLoginNamesTheOwner(t *testing.T) {
 		t.Errorf("optional route without a session: upstream saw openid %q, want none", got["openid"])
 	}
 
+	// An app bound to an Open Platform account: WeChat's unionid reaches the
+	// upstream too, the gateway's, never the caller's.
+	bound, _, err := wx.Mint(wechat.SandboxCode{User: "carol", UnionID: "u-carol-union"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, body = g.do(t, "GET", "/api/orders/2", appKey, nil, "Authorization", "Bearer "+login(t, g, bound), "X-WX-UnionID", "u-mallory")
+	if got := seen(t, body); got["unionid"] != "u-carol-union" || got["openid"] == "" || got["openid"] == alice {
+		t.Errorf("bound app: upstream saw %v, want carol's openid and unionid u-carol-union", got)
+	}
+
 	resp, body = g.do(t, "GET", "/api/orders/1", appKey, nil, "X-WX-OpenID", alice)
 	wantEnvelope(t, "no session", resp, body, 401, "missing_session")
 	resp, body = g.do(t, "GET", "/api/orders/1", appKey, nil, "Authorization", "Bearer "+strings.Repeat("A", 43))

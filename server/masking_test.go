@@ -254,21 +254,21 @@ daojia: {base_url: %q, service_key: %q, service_secret: %q, timeout: 2s}
 	}
 }
 
-// A 58到家 answer through the relay reaches a mask role with no full number in any
-// header, not only in its body: the relay passes on none of 58到家's own headers.
-func TestRelayAnswerHeadersMasked(t *testing.T) {
+// maskedRelayGateway is a gateway relaying a mask role (providerKey) to a 58到家
+// stand-in whose token endpoint hands out a token and whose every other path
+// answer serves (JSON); extra is appended to the config.
+func maskedRelayGateway(t *testing.T, extra string, answer http.HandlerFunc) *testGateway {
+	t.Helper()
 	platform := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		if r.URL.Path == "/api/v1/token/getAccessToken" {
-			io.WriteString(w, `{"code":0,"message":"ok","data":{"accessToken":"tok-relay-headers","expiresIn":7200}}`)
+			io.WriteString(w, `{"code":0,"message":"ok","data":{"accessToken":"tok-relay-masked","expiresIn":7200}}`)
 			return
 		}
-		w.Header().Set("X-Contact", "call 13812345678")
-		w.Header().Set("Link", `</users/13912345678>; rel="self"`)
-		io.WriteString(w, `{"code":0,"message":"ok","data":{"userPhone":"15888888888"}}`)
+		answer(w, r)
 	}))
 	t.Cleanup(platform.Close)
-	g := startGateway(t, fmt.Sprintf(`
+	return startGateway(t, fmt.Sprintf(`
 server: {listen: "127.0.0.1:0", http_listen: "", admin_listen: "127.0.0.1:0"}
 tls: {mode: self_signed}
 clients:
@@ -278,7 +278,17 @@ roles:
 daojia: {base_url: %q, service_key: %q, service_secret: %q, timeout: 2s}
 routes:
   - {name: relay, match: "POST /daojia/**", daojia: relay}
-`, auth.HashKey(providerKey), platform.URL, djKey, djSecret))
+`, auth.HashKey(providerKey), platform.URL, djKey, djSecret)+extra)
+}
+
+// A 58到家 answer through the relay reaches a mask role with no full number in any
+// header, not only in its body: the relay passes on none of 58到家's own headers.
+func TestRelayAnswerHeadersMasked(t *testing.T) {
+	g := maskedRelayGateway(t, "", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Contact", "call 13812345678")
+		w.Header().Set("Link", `</users/13912345678>; rel="self"`)
+		io.WriteString(w, `{"code":0,"message":"ok","data":{"userPhone":"15888888888"}}`)
+	})
 	resp, body := g.do(t, "POST", "/daojia/serviceUser/getServiceUser", providerKey, strings.NewReader(`{}`), "Content-Type", "application/json")
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "158****8888") {
 		t.Fatalf("relay: %d %s", resp.StatusCode, body)

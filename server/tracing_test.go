@@ -453,30 +453,13 @@ func TestTracingLargeRelayMasking(t *testing.T) {
 		fmt.Fprintf(&big, `{"userId":"u%d","userPhone":"15888888888","userRemark":"%s"}`, i, strings.Repeat("x", 64))
 	}
 	big.WriteString(`]}`)
-	platform := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		switch r.URL.Path {
-		case "/api/v1/token/getAccessToken":
-			io.WriteString(w, `{"code":0,"message":"ok","data":{"accessToken":"tok-relay-span","expiresIn":7200}}`)
-		case "/api/v1/serviceUser/getAllServiceUser":
+	g := maskedRelayGateway(t, fmt.Sprintf("tracing: {otlp_endpoint: %q, sample_ratio: 1}\n", rcv.URL), func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/serviceUser/getAllServiceUser" {
 			io.WriteString(w, big.String())
-		default:
-			io.WriteString(w, `{"code":0,"message":"ok","data":{"userPhone":"15888888888"}}`)
+			return
 		}
-	}))
-	t.Cleanup(platform.Close)
-	g := startGateway(t, fmt.Sprintf(`
-server: {listen: "127.0.0.1:0", http_listen: "", admin_listen: "127.0.0.1:0"}
-tls: {mode: self_signed}
-clients:
-  - {id: provider, api_key_sha256: %q, roles: [masked]}
-roles:
-  masked: {allow: ["POST /daojia/**"], mask: true}
-daojia: {base_url: %q, service_key: %q, service_secret: %q, timeout: 2s}
-routes:
-  - {name: relay, match: "POST /daojia/**", daojia: relay}
-tracing: {otlp_endpoint: %q, sample_ratio: 1}
-`, auth.HashKey(providerKey), platform.URL, djKey, djSecret, rcv.URL))
+		io.WriteString(w, `{"code":0,"message":"ok","data":{"userPhone":"15888888888"}}`)
+	})
 	for _, p := range []string{"/daojia/serviceUser/getAllServiceUser", "/daojia/serviceUser/getServiceUser"} {
 		resp, body := g.do(t, "POST", p, providerKey, strings.NewReader(`{}`), "Content-Type", "application/json")
 		if resp.StatusCode != http.StatusOK || strings.Contains(string(body), "15888888888") || !strings.Contains(string(body), "158****8888") {
@@ -498,7 +481,7 @@ tracing: {otlp_endpoint: %q, sample_ratio: 1}
 	}
 	for _, s := range spans {
 		for k, v := range s.Attrs {
-			if len(leakcheck.FindString(v)) > 0 || strings.Contains(v, "tok-relay-span") {
+			if len(leakcheck.FindString(v)) > 0 || strings.Contains(v, "tok-relay-masked") {
 				t.Errorf("span %s attribute %s = %q leaks a phone or the token", s.Name, k, v)
 			}
 		}

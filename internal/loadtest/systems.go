@@ -255,9 +255,12 @@ func (l *lab) startSigngate(r row) (*sut, error) {
 	if r.setup.cluster {
 		redis = fmt.Sprintf("redis: {addrs: [\"%s\"]}\n", strings.Join(l.cluster, `", "`))
 	}
+	// sections are the top-level config sections a row adds; routes the routes it
+	// adds after the fixed ones.
+	sections, routes := "", ""
 	// The cached rows: the services route (row 6's) behind the response cache, its
 	// in-process tier on (Redis off), or off with Redis as the only tier.
-	cacheConf, servicesCache := "", ""
+	servicesCache := ""
 	if r.cached {
 		memory := 64 << 20
 		if r.setup.cacheRedisOnly {
@@ -266,30 +269,29 @@ func (l *lab) startSigngate(r row) (*sut, error) {
 			}
 			memory = 0
 		}
-		cacheConf = fmt.Sprintf("cache: {memory_bytes: %d}\n", memory)
+		sections += fmt.Sprintf("cache: {memory_bytes: %d}\n", memory)
 		servicesCache = ", cache: {ttl: 60s, scope: all}"
 	}
 	if r.setup.tracing {
-		cacheConf += fmt.Sprintf("tracing: {otlp_endpoint: \"http://%s\", sample_ratio: 1}\n", l.upstream)
+		sections += fmt.Sprintf("tracing: {otlp_endpoint: \"http://%s\", sample_ratio: 1}\n", l.upstream)
 	}
 	wechatRoles := ""
 	if r.setup.wechat {
 		// The sandbox, without -config, answers for its demo mini-program.
-		cacheConf += fmt.Sprintf("wechat: {appid: wx0123456789abcdef, secret: sandbox-secret, api_base: %q}\n", l.sandbox)
+		sections += fmt.Sprintf("wechat: {appid: wx0123456789abcdef, secret: sandbox-secret, api_base: %q}\n", l.sandbox)
 		wechatRoles = `, "GET /api/mine", "POST /auth/wechat/login"`
-		servicesCache += "}\n" +
-			`  - {name: wx-login, match: "POST /auth/wechat/login", wechat: login}` + "\n" +
-			`  - {name: mine, match: "GET /api/mine", upstream: backend, user: required`
+		routes += `  - {name: wx-login, match: "POST /auth/wechat/login", wechat: login}` + "\n" +
+			`  - {name: mine, match: "GET /api/mine", upstream: backend, user: required}` + "\n"
 	}
 	bookValidate := ""
 	if r.setup.validate {
-		cacheConf += fmt.Sprintf("openapi: {specs: [%q]}\n", l.spec)
+		sections += fmt.Sprintf("openapi: {specs: [%q]}\n", l.spec)
 		bookValidate = ", validate: {request: enforce}"
 	}
-	daojia, relay := "", ""
+	daojia := ""
 	if r.setup.relay {
 		daojia = fmt.Sprintf("daojia: {base_url: %q, service_key: %q, service_secret: %q}\n", l.sandbox, daojiaServiceKey, daojiaServiceSecret)
-		relay = `  - {name: relay, match: "POST /daojia/**", daojia: relay}` + "\n"
+		routes += `  - {name: relay, match: "POST /daojia/**", daojia: relay}` + "\n"
 	}
 	conf := fmt.Sprintf(`server:
   listen: %[1]q
@@ -323,7 +325,7 @@ rate_limits:
   - {key: client, routes: [limited, orders], rate: 1000000/s, burst: 1000000}
 `, addr, admin, tlsConf, redis, daojia,
 		auth.HashKey(appKey), auth.HashKey(signerKey), signerSecret, auth.HashKey(providerKey), providerSecret,
-		l.upstream, relay, cacheConf, servicesCache, wechatRoles, bookValidate)
+		l.upstream, routes, sections, servicesCache, wechatRoles, bookValidate)
 	confPath := filepath.Join(l.dir, "signgate-"+r.id+".yaml")
 	if err := os.WriteFile(confPath, []byte(conf), 0o600); err != nil {
 		return nil, err
